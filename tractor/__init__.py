@@ -1,0 +1,52 @@
+'''
+tractor: structured concurrent "actors" on trio.
+
+Each actor is an isolated Python runtime (a process or a sub-interpreter)
+running its own `trio.run()`; actors call each other over IPC and are
+supervised like trio tasks in a nursery.
+'''
+from ._exceptions import (
+    ContextCancelled as ContextCancelled,
+    ModuleNotExposed as ModuleNotExposed,
+    MsgTypeError as MsgTypeError,
+    RemoteActorError as RemoteActorError,
+    TransportClosed as TransportClosed,
+)
+from ._context import Context as Context
+from .ipc import Channel as Channel
+from .runtime._state import (
+    RuntimeVars as RuntimeVars,
+    current_actor as current_actor,
+    current_ipc_ctx as current_ipc_ctx,
+    debug_mode as debug_mode,
+    get_runtime_vars as get_runtime_vars,
+    is_root_process as is_root_process,
+)
+from .runtime._runtime import Actor as Actor
+from .runtime._portal import Portal as Portal
+from .runtime._supervise import (
+    ActorNursery as ActorNursery,
+    open_nursery as open_nursery,
+)
+from .discovery import (
+    find_actor as find_actor,
+    get_registry as get_registry,
+    query_actor as query_actor,
+    wait_for_actor as wait_for_actor,
+)
+from .discovery._registry import (
+    Arbiter as Arbiter,
+    Registrar as Registrar,
+)
+from . import spawn as spawn  # installs the spawn backends
+from ._root import (
+    open_root_actor as open_root_actor,
+    run_daemon as run_daemon,
+)
+from . import msg as msg
+from . import log as log
+from . import trionics as trionics
+
+__all__ = [
+    name for name in dir() if not name.startswith('_')
+]

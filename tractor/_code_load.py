@@ -1,0 +1,71 @@
+'''
+Loading Python source files as modules, for the modules a parent enables
+in its children and for the parent's `__main__` script.
+'''
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+
+def load_module_from_path(
+    path: str|Path,
+    module_name: str|None = None,
+) -> ModuleType:
+    '''Import the source file `path` as `module_name` (default: its stem).'''
+    path = Path(path)
+    module_name = module_name or path.stem
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f'Can not load {str(path)!r} as a Python module')
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def module_file(modpath: str) -> str:
+    '''The source file of an importable module, or `''` if unknown.'''
+    module = sys.modules.get(modpath)
+    if module is not None:
+        return getattr(module, '__file__', None) or ''
+    try:
+        spec = importlib.util.find_spec(modpath)
+    except (ImportError, ValueError):
+        return ''
+    return (spec.origin or '') if spec else ''
+
+
+def import_module(modpath: str, filepath: str) -> ModuleType:
+    '''
+    Import `modpath`, making its package root importable first (derived
+    from `filepath`); fall back to loading the file directly when the name
+    does not resolve (e.g. a test module imported by path).
+    '''
+    module = sys.modules.get(modpath)
+    if module is not None:
+        return module
+    if filepath:
+        path = Path(filepath)
+        depth = modpath.count('.') + (path.name == '__init__.py')
+        root = path.parents[depth] if depth < len(path.parents) else path.parent
+        if str(root) not in sys.path:
+            sys.path.append(str(root))
+    try:
+        return importlib.import_module(modpath)
+    except ModuleNotFoundError as err:
+        if not filepath or err.name not in _prefixes(modpath):
+            raise
+    return load_module_from_path(filepath, modpath)
+
+
+def _prefixes(modpath: str) -> set[str]:
+    parts = modpath.split('.')
+    return {'.'.join(parts[:i]) for i in range(1, len(parts) + 1)}

@@ -1,0 +1,229 @@
+'''
+The root actor: the entry point that turns a plain trio program into the
+top of an actor tree.
+'''
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from contextlib import asynccontextmanager
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+)
+
+import trio
+
+from tractor import log
+from tractor._exceptions import (
+    RuntimeFailure,
+    is_multi_cancelled,
+)
+from tractor.discovery._api import _probe_registry_addrs
+from tractor.discovery._registry import Registrar
+from tractor.ipc._addr import (
+    default_lo_addrs,
+    wrap_address,
+)
+from tractor.runtime import (
+    _state,
+    _supervise,
+)
+from tractor.runtime._runtime import (
+    Actor,
+    async_main,
+)
+from tractor.spawn import _spawn
+
+logger = log.get_logger()
+
+_DEBUG_CAPABLE_BACKENDS: frozenset[str] = frozenset({'trio'})
+
+
+def _not_only_cancelled(err: BaseException) -> bool:
+    return not is_multi_cancelled(err)
+
+
+def _bind_addrs_for(
+    registrar: bool,
+    tpt_bind_addrs: list[Any],
+    reg_addrs: list[Any],
+    name: str,
+) -> list[Any]:
+    '''Where a root listens: its registry addresses too when it is the registrar.'''
+    if registrar:
+        addrs = list(tpt_bind_addrs)
+        for addr in reg_addrs:
+            if addr not in addrs:
+                addrs.append(addr)
+        return addrs
+    if tpt_bind_addrs:
+        return list(tpt_bind_addrs)
+    return [
+        type(addr).get_random(bindspace=addr.bindspace, name=name)
+        for addr in reg_addrs
+    ]
+
+
+@asynccontextmanager
+async def open_root_actor(
+    *,
+    tpt_bind_addrs: list[Any]|None = None,
+    registry_addrs: list[Any]|None = None,
+    enable_transports: list[str]|None = None,
+    name: str|None = 'root',
+    start_method: str|None = None,
+    debug_mode: bool = False,
+    maybe_enable_greenback: bool = False,
+    enable_stack_on_sig: bool = False,
+    loglevel: str|None = None,
+    enable_modules: list[str]|None = None,
+    rpc_module_paths: list[str]|None = None,
+    ensure_registry: bool = False,
+    hide_tb: bool = True,
+    debug_filter: Callable[[BaseException], bool] = _not_only_cancelled,
+) -> AsyncIterator[Actor]:
+    '''
+    Start this process's actor runtime as the root of a tree, becoming the
+    tree's registrar unless one already answers at the registry address.
+    Yields the root `Actor`; tears the runtime down on exit.
+    '''
+    if _state.current_actor(err_on_no_runtime=False) is not None:
+        raise RuntimeFailure(
+            'An actor runtime is already running in this process; '
+            'a second root actor can not be opened'
+        )
+    rtvs = _state._runtime_vars
+
+    if enable_transports is None:
+        enable_transports = list(rtvs['_enable_tpts'])
+    else:
+        rtvs['_enable_tpts'] = list(enable_transports)
+    if len(enable_transports) != 1:
+        raise RuntimeError(
+            f'Exactly one transport is supported (no multi-transport support '
+            f'yet), got {enable_transports!r}'
+        )
+
+    modules = list(enable_modules or [])
+    if rpc_module_paths:
+        warnings.warn(
+            '`rpc_module_paths` is deprecated; use `enable_modules`',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        modules.extend(rpc_module_paths)
+
+    env_level = os.environ.get('TRACTOR_LOGLEVEL')
+    if env_level and loglevel and env_level.upper() != loglevel.upper():
+        logger.info(f'$TRACTOR_LOGLEVEL={env_level} overrides loglevel={loglevel!r}')
+    loglevel = (env_level or loglevel or log.get_loglevel()).upper()
+    log.get_console_log(loglevel)
+
+    env_method = os.environ.get('TRACTOR_SPAWN_METHOD')
+    if env_method and start_method and env_method != start_method:
+        logger.warning(
+            f'$TRACTOR_SPAWN_METHOD={env_method} overrides start_method={start_method!r}'
+        )
+    start_method = env_method or start_method
+    if start_method is not None:
+        _spawn.try_set_start_method(start_method)
+
+    reg_addrs = [
+        wrap_address(addr)
+        for addr in (registry_addrs or default_lo_addrs(enable_transports))
+    ]
+    mismatched = [
+        addr for addr in reg_addrs if addr.proto_key not in enable_transports
+    ]
+    if mismatched:
+        raise ValueError(
+            f'Registry addresses {mismatched!r} use a transport not in '
+            f'`enable_transports={enable_transports!r}`'
+        )
+
+    if debug_mode:
+        if _spawn._spawn_method not in _DEBUG_CAPABLE_BACKENDS:
+            raise RuntimeError(
+                f'`debug_mode=True` is not supported with the '
+                f'{_spawn._spawn_method!r} spawn backend'
+            )
+        rtvs['_debug_mode'] = True
+
+    registrars, occupied = await _probe_registry_addrs(reg_addrs)
+    if registrars and ensure_registry:
+        raise RuntimeError(
+            f'`ensure_registry=True` but registry socket(s) already bound: {registrars!r}'
+        )
+    if not registrars and occupied:
+        raise RuntimeError(
+            f'Registry address(es) {occupied!r} are occupied but did not answer '
+            'as a registrar'
+        )
+
+    bind = [wrap_address(addr) for addr in (tpt_bind_addrs or [])]
+    is_registrar = not registrars
+    actor_type = Registrar if is_registrar else Actor
+    actor = actor_type(
+        name or ('registrar' if is_registrar else 'anonymous'),
+        enable_modules=modules,
+        loglevel=loglevel,
+        registry_addrs=[addr.unwrap() for addr in (registrars or reg_addrs)],
+        spawn_method=_spawn._spawn_method,
+    )
+    accept_addrs = _bind_addrs_for(
+        is_registrar, bind, registrars or reg_addrs, actor.name,
+    )
+    rtvs['_is_root'] = True
+    rtvs['_registry_addrs'] = list(actor.reg_addrs)
+    _state._set_current_actor(actor)
+    try:
+        async with trio.open_nursery() as tn:
+            accepted = await tn.start(async_main, actor, accept_addrs)
+            rtvs['_root_addrs'] = list(accepted)
+            rtvs['_root_mailbox'] = accepted[0]
+            try:
+                yield actor
+            except BaseException as err:
+                if debug_filter(err):
+                    logger.runtime(f'Root actor crashed: {err!r}')
+                raise
+            finally:
+                await actor.cancel(None)
+    finally:
+        rtvs['_debug_mode'] = False
+        rtvs['_root_addrs'] = []
+        rtvs['_root_mailbox'] = (None, None)
+        _state._set_current_actor(None)
+
+
+def run_daemon(
+    enable_modules: list[str],
+    name: str|None = 'root',
+    registry_addrs: list[Any]|None = None,
+    start_method: str|None = None,
+    debug_mode: bool = False,
+    **kwargs,
+) -> None:
+    '''Run a root actor serving `enable_modules` until it is cancelled.'''
+    for path in enable_modules:
+        importlib.import_module(path)
+
+    async def _serve() -> None:
+        async with open_root_actor(
+            registry_addrs=registry_addrs,
+            name=name,
+            start_method=start_method,
+            debug_mode=debug_mode,
+            enable_modules=enable_modules,
+            **kwargs,
+        ):
+            await trio.sleep_forever()
+
+    trio.run(_serve)
+
+
+# let the runtime layer open a root implicitly without importing us
+_supervise._root_opener = open_root_actor

@@ -1,0 +1,562 @@
+# tractor: structured concurrent "actors".
+# Copyright 2018-eternity the tractor contributors.
+#
+# This program is free software: you can redistribute it and/or modify
+# it under the terms of the GNU Affero General Public License as published by
+# the Free Software Foundation, either version 3 of the License, or
+# (at your option) any later version.
+#
+# This program is distributed in the hope that it will be useful,
+# but WITHOUT ANY WARRANTY; without even the implied warranty of
+# MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+# GNU Affero General Public License for more details.
+#
+# You should have received a copy of the GNU Affero General Public License
+# along with this program.  If not, see <https://www.gnu.org/licenses/>.
+
+'''
+pytest plugin for `tractor` test-suites (ours and downstream ones).
+
+Load it with `-p tractor._testing.pytest` (e.g. in `addopts`). It adds:
+
+- options `--spawn-backend`, `--tpt-proto`, `--ll/--loglevel`,
+  `--tl/--tractor-loglevel`, `--tpdb/--debug-mode`,
+  `--enable-stackscope`,
+- fixtures `start_method` (parametrized per session), `spawn_backend`,
+  `reg_addr`, `loglevel`, `debug_mode`, `tpt_proto(s)`, `test_log`,
+  `testing_pkg_name`, `is_forking_spawner`, `fail_after_w_trace`,
+  `afk_alarm_w_trace` and the autouse `_reset_runtime_vars`,
+- markers `skipon_spawn_backend`, `no_tpt`, `has_nested_actors`,
+  `trio`,
+- at session end, reaping of any child process the session leaked.
+
+'''
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import typing
+from typing import (
+    Any,
+    Callable,
+    Iterator,
+)
+
+import pytest
+
+import tractor
+from tractor._testing import tractor_test  # re-exported
+from tractor._testing import trace as _trace
+
+__all__ = ['tractor_test']
+
+# backend names which are valid in `skipon_spawn_backend` marks even
+# when not (yet) selectable with `--spawn-backend`.
+_IN_DEV_BACKENDS: frozenset[str] = frozenset({
+    'subint',
+    'subint_forkserver',
+    'main_thread_forkserver',
+})
+_FORKING_BACKENDS: tuple[str, ...] = (
+    'main_thread_forkserver',
+    'mp_forkserver',
+)
+
+# why the session's spawn backend cannot work on this host, if so.
+_backend_unusable = pytest.StashKey[str | None]()
+
+# the first (outermost) config of this process; nested in-process
+# sessions (`pytester.runpytest()`) must not reap the outer session's
+# children.
+_outermost_config: pytest.Config | None = None
+
+
+def _spawn_method_keys() -> tuple[str, ...]:
+    from tractor.spawn._spawn import SpawnMethodKey
+    return typing.get_args(SpawnMethodKey)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup('tractor', 'tractor actor runtime')
+    group.addoption(
+        '--spawn-backend',
+        action='store',
+        dest='spawn_backend',
+        default='trio',
+        choices=_spawn_method_keys(),
+        help='Subactor spawning backend for the session '
+             '(the `start_method` fixture). Default: trio.',
+    )
+    group.addoption(
+        '--tpt-proto',
+        action='store',
+        dest='tpt_protos',
+        nargs='+',
+        default=['tcp'],
+        help='IPC transport protocol for the session, one of the '
+             'registered address types (tcp, uds). Default: tcp.',
+    )
+    group.addoption(
+        '--ll', '--loglevel',
+        action='store',
+        dest='loglevel',
+        default=None,
+        help='Console log level for the tested package (for '
+             "tractor's own suite also the runtime's level).",
+    )
+    group.addoption(
+        '--tl', '--tractor-loglevel',
+        action='store',
+        dest='tractor_loglevel',
+        default=None,
+        help="Level or log-spec (e.g. 'devx:runtime,trionics:cancel') "
+             'for the tractor runtime loggers; defaults to --ll.',
+    )
+    group.addoption(
+        '--tpdb', '--debug-mode',
+        action='store_true',
+        dest='tractor_debug_mode',
+        default=False,
+        help='Value of the `debug_mode` fixture: run actor trees '
+             'with the multi-process debugger enabled.',
+    )
+    group.addoption(
+        '--enable-stackscope',
+        action='store_true',
+        dest='enable_stackscope',
+        default=False,
+        help='Export TRACTOR_ENABLE_STACKSCOPE=1 so every actor '
+             'installs the SIGUSR1 task-tree dump handler.',
+    )
+
+
+_MARKERS: tuple[str, ...] = (
+    'no_tpt(proto_key): the test does not support this IPC transport '
+    '(informational).',
+    'skipon_spawn_backend(*start_methods, reason=None): skip the test '
+    'when --spawn-backend is one of `start_methods`.',
+    'has_nested_actors: the test spawns a multi-level actor tree.',
+    'trio: legacy marker for trio-run tests.',
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _outermost_config
+    if _outermost_config is None:
+        _outermost_config = config
+
+    for line in _MARKERS:
+        config.addinivalue_line('markers', line)
+
+    backend: str = config.getoption('spawn_backend')
+    from tractor.spawn._spawn import try_set_start_method
+    try:
+        try_set_start_method(backend)
+    except RuntimeError as err:
+        # e.g. a backend needing a newer python; don't fail the whole
+        # session, skip what would spawn with it instead.
+        config.stash[_backend_unusable] = (
+            str(err)
+            or f'--spawn-backend={backend!r} cannot work on this host'
+        )
+    else:
+        config.stash[_backend_unusable] = None
+
+    if config.getoption('enable_stackscope'):
+        os.environ['TRACTOR_ENABLE_STACKSCOPE'] = '1'
+    else:
+        os.environ.pop('TRACTOR_ENABLE_STACKSCOPE', None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _outermost_config
+    if config is _outermost_config:
+        _outermost_config = None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines: list[str] = [
+        'tractor: '
+        f'spawn_backend={config.getoption("spawn_backend")!r}, '
+        f'tpt_protos={config.getoption("tpt_protos")!r}, '
+        f'loglevel={config.getoption("loglevel")!r}, '
+        f'tractor_loglevel={config.getoption("tractor_loglevel")!r}, '
+        f'debug_mode={config.getoption("tractor_debug_mode")!r}'
+    ]
+    unusable: str | None = config.stash.get(_backend_unusable, None)
+    if unusable:
+        lines.append(
+            'tractor: spawn backend unusable here, tests requesting '
+            f'`start_method` will be skipped: {unusable}'
+        )
+    return lines
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session,
+    config: pytest.Config,
+    items: list[pytest.Item],
+) -> None:
+    backend: str = config.getoption('spawn_backend')
+    valid: set[str] = set(_spawn_method_keys()) | _IN_DEV_BACKENDS
+    unusable: str | None = config.stash.get(_backend_unusable, None)
+
+    for item in items:
+        if (
+            unusable
+            and 'start_method' in getattr(item, 'fixturenames', ())
+        ):
+            item.add_marker(pytest.mark.skip(reason=unusable))
+            continue
+
+        # closest mark first (function, then class, then module)
+        marks = list(item.iter_markers(name='skipon_spawn_backend'))
+        for mark in marks:
+            for key in mark.args:
+                assert key in valid, (
+                    f'Invalid spawn backend {key!r} in '
+                    f'`skipon_spawn_backend` mark of {item.nodeid}; '
+                    f'valid: {sorted(valid)}'
+                )
+        for mark in marks:
+            if backend in mark.args:
+                item.add_marker(
+                    pytest.mark.skip(
+                        reason=mark.kwargs.get(
+                            'reason',
+                            f"Borked on --spawn-backend={backend!r}",
+                        )
+                    )
+                )
+                break
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    backend: str = metafunc.config.getoption('spawn_backend')
+    keys = _spawn_method_keys()
+    assert backend in keys, (
+        f'{backend!r} is not a valid spawn backend, one of {keys}'
+    )
+    if 'start_method' in metafunc.fixturenames:
+        metafunc.parametrize(
+            'start_method',
+            [backend],
+            scope='session',
+            ids=[f'start_method={backend}'],
+        )
+
+
+# -- session end: reap leaked children ---------------------------------
+
+def _is_mp_helper(cmdline: list[str]) -> bool:
+    '''
+    Long-lived `multiprocessing` helpers (forkserver, resource
+    tracker) which legitimately live until the session process exits.
+
+    '''
+    text: str = ' '.join(cmdline)
+    return (
+        'multiprocessing.forkserver' in text
+        or 'multiprocessing.resource_tracker' in text
+    )
+
+
+def _reap_leftover_children(
+    grace: float = 2.0,
+) -> list[str]:
+    '''
+    SIGINT every (transitive) child process of this one, SIGKILL the
+    ones still alive after `grace` seconds; return their descriptions.
+
+    '''
+    try:
+        import psutil
+    except ImportError:
+        return []
+
+    try:
+        procs = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+    leftovers: dict[Any, str] = {}
+    for proc in procs:
+        try:
+            status: str = proc.status()
+            name: str = proc.name()
+            cmdline: list[str] = (
+                []
+                if status == psutil.STATUS_ZOMBIE
+                else proc.cmdline()
+            )
+        except psutil.ZombieProcess:
+            status, name, cmdline = psutil.STATUS_ZOMBIE, '?', []
+        except psutil.Error:
+            continue
+        if _is_mp_helper(cmdline):
+            continue
+        leftovers[proc] = (
+            f'pid={proc.pid} status={status} '
+            f'cmd={" ".join(cmdline) or name!r}'
+        )
+
+    if not leftovers:
+        return []
+
+    for proc in leftovers:
+        try:
+            proc.send_signal(signal.SIGINT)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(list(leftovers), timeout=grace)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+        leftovers[proc] += ' (SIGKILLed)'
+    if alive:
+        psutil.wait_procs(alive, timeout=grace)
+
+    return list(leftovers.values())
+
+
+def pytest_sessionfinish(
+    session: pytest.Session,
+    exitstatus: int,
+) -> None:
+    if session.config is not _outermost_config:
+        return
+    report: list[str] = _reap_leftover_children()
+    if not report:
+        return
+    msg: str = (
+        f'WARNING: {len(report)} leftover child process(es) of the '
+        'test session were reaped (SIGINT, then SIGKILL after 2s):\n'
+        + '\n'.join(f'  {line}' for line in report)
+    )
+    tr = session.config.pluginmanager.get_plugin('terminalreporter')
+    if tr is not None:
+        tr.ensure_newline()
+        tr.write_line(msg, yellow=True, bold=True)
+    else:
+        import sys
+        print(msg, file=sys.stderr)
+
+
+# -- fixtures ----------------------------------------------------------
+
+@pytest.fixture(scope='session')
+def debug_mode(request: pytest.FixtureRequest) -> bool:
+    '''
+    Whether actor trees run in debug mode (`--tpdb`).
+
+    '''
+    return bool(request.config.getoption('tractor_debug_mode'))
+
+
+@pytest.fixture(scope='session')
+def spawn_backend(request: pytest.FixtureRequest) -> str:
+    '''
+    The session's `--spawn-backend`.
+
+    '''
+    return request.config.getoption('spawn_backend')
+
+
+@pytest.fixture(scope='session')
+def start_method(spawn_backend: str) -> str:
+    '''
+    The spawn backend to pass as `start_method=`; normally provided
+    by the session-wide parametrization in `pytest_generate_tests`.
+
+    '''
+    return spawn_backend
+
+
+@pytest.fixture(scope='session')
+def is_forking_spawner(start_method: str) -> bool:
+    return start_method in _FORKING_BACKENDS
+
+
+@pytest.fixture(scope='session')
+def tpt_protos(request: pytest.FixtureRequest) -> list[str]:
+    '''
+    The `--tpt-proto` keys (exactly one for now).
+
+    '''
+    protos: list[str] = [
+        proto.strip().strip('\'"').strip()
+        for proto in request.config.getoption('tpt_protos')
+    ]
+    if len(protos) != 1:
+        pytest.fail(
+            'Only one transport protocol per session is supported, '
+            f'got --tpt-proto {" ".join(protos)}'
+        )
+    from tractor.discovery._addr import _address_types
+    for proto in protos:
+        if proto not in _address_types:
+            pytest.fail(
+                f'Unknown --tpt-proto {proto!r}, valid ones: '
+                f'{sorted(_address_types)}'
+            )
+    return protos
+
+
+@pytest.fixture(scope='session', autouse=True)
+def tpt_proto(tpt_protos: list[str]) -> Iterator[str]:
+    '''
+    The session's IPC transport; every root actor opened during the
+    session defaults to it.
+
+    '''
+    proto: str = tpt_protos[0]
+    from tractor.runtime import _state
+
+    prev_proto: str = _state._def_tpt_proto
+    prev_tpts: Any = _state._runtime_vars.get('_enable_tpts')
+    changed: bool = proto != prev_proto
+    if changed:
+        _state._def_tpt_proto = proto
+        _state._runtime_vars['_enable_tpts'] = [proto]
+    try:
+        yield proto
+    finally:
+        if changed:
+            _state._def_tpt_proto = prev_proto
+            _state._runtime_vars['_enable_tpts'] = prev_tpts
+
+
+@pytest.fixture(scope='session')
+def reg_addr(tpt_proto: str) -> Any:
+    '''
+    A registry address for this session and transport: random, not
+    handed out to any other test run, never the default one.
+
+    '''
+    from tractor._testing.addr import get_rando_addr
+    return get_rando_addr(tpt_proto)
+
+
+@pytest.fixture(scope='session')
+def testing_pkg_name() -> str:
+    '''
+    Package whose console logging `--ll` controls; downstream
+    projects override this fixture.
+
+    '''
+    return 'tractor'
+
+
+@pytest.fixture(scope='session', autouse=True)
+def loglevel(
+    request: pytest.FixtureRequest,
+    testing_pkg_name: str,
+) -> Iterator[str | None]:
+    '''
+    The runtime's console log level for the session (`--tl`, else
+    `--ll`), or `None`.
+
+    '''
+    from tractor import log as _log
+
+    opts = request.config
+    pkg_level: str | None = opts.getoption('loglevel')
+    rt_spec: str | None = opts.getoption('tractor_loglevel') or pkg_level
+
+    prev_default: str = _log._default_loglevel
+    level: str | int | None = None
+    if rt_spec:
+        level, _ = _log.apply_logspec(rt_spec, pkg_name='tractor')
+        if level is not None:
+            _log._default_loglevel = level
+    if pkg_level and testing_pkg_name != 'tractor':
+        _log.get_console_log(level=pkg_level, pkg_name=testing_pkg_name)
+    try:
+        yield level
+    finally:
+        _log._default_loglevel = prev_default
+
+
+@pytest.fixture
+def test_log(
+    request: pytest.FixtureRequest,
+    loglevel: str | None,
+    testing_pkg_name: str,
+) -> tractor.log.StackLevelAdapter:
+    '''
+    A logger named after the test module, under `testing_pkg_name`.
+
+    '''
+    from tractor import log as _log
+
+    module = getattr(request, 'module', None)
+    modname: str = (
+        getattr(module, '__name__', None)
+        or request.node.name
+    )
+    return _log.get_console_log(
+        level=loglevel,
+        name=modname.rpartition('.')[2],
+        pkg_name=testing_pkg_name,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _reset_runtime_vars(tpt_proto: str) -> Iterator[None]:
+    '''
+    Restore the runtime's global `_runtime_vars` after each test.
+
+    '''
+    from tractor.runtime._state import _runtime_vars
+
+    try:
+        snapshot: dict[str, Any] = copy.deepcopy(_runtime_vars)
+    except Exception:
+        snapshot = {
+            key: (copy.copy(val) if isinstance(val, (list, dict)) else val)
+            for key, val in _runtime_vars.items()
+        }
+    try:
+        yield
+    finally:
+        _runtime_vars.clear()
+        _runtime_vars.update(snapshot)
+
+
+@pytest.fixture
+def fail_after_w_trace(
+    request: pytest.FixtureRequest,
+) -> Callable[..., Any]:
+    '''
+    `(seconds) -> async ctx manager`: a `trio.fail_after()` which
+    dumps a process-tree snapshot before failing.
+
+    '''
+    label: str = request.node.nodeid
+
+    def factory(seconds: float, **kwargs: Any):
+        kwargs.setdefault('label', label)
+        return _trace.fail_after_w_trace(seconds, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def afk_alarm_w_trace(
+    request: pytest.FixtureRequest,
+) -> Callable[..., Any]:
+    '''
+    `(seconds) -> ctx manager`: a `SIGALRM` timeout for sync code
+    which dumps a process-tree snapshot before raising.
+
+    '''
+    label: str = request.node.nodeid
+
+    def factory(seconds: float, **kwargs: Any):
+        kwargs.setdefault('label', label)
+        return _trace.afk_alarm_w_trace(seconds, **kwargs)
+
+    return factory

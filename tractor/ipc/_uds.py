@@ -1,0 +1,244 @@
+'''
+Unix-domain-socket transport: addresses, the per-user runtime directory the
+sockets live in, listeners and peer credentials.
+'''
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import socket
+import stat
+import struct
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import msgspec
+import trio
+
+from ._transport import MsgpackTransport
+
+HAS_UDS: bool = hasattr(socket, 'AF_UNIX')
+_DARWIN_TMPDIR: str = '/tmp'
+# sun_path sizes, including the terminating NUL
+_MAX_SOCKPATH: int = 108 if sys.platform.startswith('linux') else 104
+
+
+def _ensure_private_dir(path: Path, label: str) -> None:
+    '''Create `path` with mode 0700, or check that it is ours and private.'''
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise PermissionError(
+            f'Unsafe {label} runtime dir {str(path)!r}: it must be a real '
+            f'directory owned by uid {os.getuid()}'
+        )
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        path.chmod(0o700)
+
+
+def get_rt_dir(
+    subdir: str|os.PathLike|None = None,
+    appname: str = 'tractor',
+) -> Path:
+    '''
+    The per-user runtime directory for UDS sockets, created private
+    (0700) on first use; an existing one must be a directory we own.
+    '''
+    if subdir is not None:
+        sub = Path(subdir)
+        if sub.is_absolute() or '..' in sub.parts:
+            raise ValueError(f'`subdir` must be relative without `..`: {subdir!r}')
+    if os.name != 'posix':
+        import platformdirs
+        path = Path(platformdirs.user_runtime_dir(appname))
+        if subdir is not None:
+            path = path / subdir
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    if sys.platform == 'darwin':
+        label = 'Darwin'
+        base = Path(_DARWIN_TMPDIR)
+        levels = [f'{appname}-{os.getuid()}']
+    else:
+        label = 'POSIX'
+        xdg = os.environ.get('XDG_RUNTIME_DIR')
+        if xdg and Path(xdg).is_dir():
+            base = Path(xdg)
+            levels = [appname]
+        else:
+            # no per-user runtime dir (e.g. a container): a private /tmp one
+            base = Path('/tmp')
+            levels = [f'{appname}-{os.getuid()}']
+    if subdir is not None:
+        levels.extend(Path(subdir).parts)
+    path = base
+    for level in levels:
+        path = path / level
+        _ensure_private_dir(path, label)
+    return path
+
+
+class UDSAddress(
+    msgspec.Struct,
+    frozen=True,
+):
+    '''A socket file `filename` inside directory `filedir`.'''
+    filedir: str
+    filename: str
+    maybe_pid: int|None = None
+
+    proto_key: ClassVar[str] = 'uds'
+    unwrapped_type: ClassVar[type] = tuple
+    def_bindspace: ClassVar[Path] = None  # set at import, below
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, UDSAddress):
+            return self.unwrap() == other.unwrap()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.unwrap())
+
+    @property
+    def bindspace(self) -> Path:
+        return Path(self.filedir or self.def_bindspace)
+
+    @property
+    def sockpath(self) -> Path:
+        return self.bindspace / self.filename
+
+    @property
+    def is_valid(self) -> bool:
+        return self.bindspace in self.sockpath.parents
+
+    @classmethod
+    def from_addr(cls, addr: tuple[str, str]|list|str|os.PathLike) -> UDSAddress:
+        if isinstance(addr, (str, os.PathLike)):
+            path = Path(addr)
+            return cls(str(path.parent), path.name)
+        filedir, filename = addr
+        return cls(str(filedir), str(filename))
+
+    def unwrap(self) -> tuple[str, str]:
+        return (str(self.filedir), str(self.filename))
+
+    @classmethod
+    def get_random(
+        cls,
+        bindspace: str|Path|None = None,
+        name: str|None = None,
+    ) -> UDSAddress:
+        '''
+        A fresh socket path `<bindspace>/<name>@<pid>.sock`; names that are
+        unsafe or too long for `sun_path` are replaced by a digest.
+        '''
+        bindspace = Path(bindspace or cls.def_bindspace)
+        pid = os.getpid()
+        if name is None:
+            name = f'no_runtime_root.{secrets.token_hex(4)}'
+        filename = f'{name}@{pid}.sock'
+        unsafe = (
+            '\0' in name
+            or '/' in name
+            or (os.altsep is not None and os.altsep in name)
+            or os.path.isabs(name)
+        )
+        if unsafe or len(str(bindspace / filename)) >= _MAX_SOCKPATH:
+            digest = hashlib.blake2s(name.encode(), digest_size=16).hexdigest()
+            filename = f'actor.{digest}@{pid}.sock'
+            if len(str(bindspace / filename)) >= _MAX_SOCKPATH:
+                raise ValueError(
+                    f'UDS path too long for {bindspace}: even the digest '
+                    f'name {filename!r} does not fit'
+                )
+        return cls(str(bindspace), filename, maybe_pid=pid)
+
+    @classmethod
+    def get_root(cls) -> UDSAddress:
+        return cls(str(cls.def_bindspace), 'registry@1616.sock')
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}[{self.unwrap()!r}]'
+
+
+UDSAddress.def_bindspace = get_rt_dir() if HAS_UDS else None
+
+
+def _peer_pid(sock: trio.socket.SocketType) -> int|None:
+    '''The connected peer's pid, from the kernel.'''
+    try:
+        if sys.platform.startswith('linux'):
+            creds = sock.getsockopt(
+                socket.SOL_SOCKET,
+                socket.SO_PEERCRED,
+                struct.calcsize('3i'),
+            )
+            pid, _uid, _gid = struct.unpack('3i', creds)
+            return pid
+        if sys.platform == 'darwin':
+            LOCAL_PEERPID = 0x002
+            raw = sock.getsockopt(0, LOCAL_PEERPID, struct.calcsize('i'))
+            return struct.unpack('i', raw)[0]
+    except OSError:
+        pass
+    return None
+
+
+async def start_listener(addr: UDSAddress) -> tuple[trio.SocketListener, UDSAddress]:
+    '''Bind and listen on `addr`'s socket path.'''
+    path = addr.sockpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(str(path))
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        raise ConnectionError(
+            f'Could not listen on UDS socket {str(path)!r}: {err}'
+        ) from err
+    return trio.SocketListener(sock), addr
+
+
+open_listener = start_listener
+
+
+def unlink_socket(addr: UDSAddress) -> None:
+    try:
+        addr.sockpath.unlink()
+    except FileNotFoundError:
+        pass
+
+
+async def connect(addr: UDSAddress) -> trio.SocketStream:
+    path = str(addr.sockpath)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if sys.platform.startswith('linux'):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        await sock.connect(path)
+    except OSError as err:
+        sock.close()
+        raise ConnectionError(
+            f'Could not connect to UDS socket {path!r}: {err}'
+        ) from err
+    return trio.SocketStream(sock)
+
+
+class MsgpackUDSStream(MsgpackTransport):
+    '''Length-prefixed msgpack frames over a unix-domain socket.'''
+
+    def _addrs(self) -> tuple[UDSAddress, UDSAddress]:
+        sock = self.stream.socket
+        # both ends carry the bound (listening) socket's path
+        path = Path(sock.getpeername() or sock.getsockname())
+        pid = _peer_pid(sock)
+        laddr = UDSAddress(str(path.parent), path.name, maybe_pid=os.getpid())
+        raddr = UDSAddress(str(path.parent), path.name, maybe_pid=pid)
+        return laddr, raddr

@@ -1,0 +1,256 @@
+'''
+`Portal`: the caller's handle on a connected peer actor, through which it
+runs remote functions and asks the peer to cancel.
+'''
+from __future__ import annotations
+
+import inspect
+import warnings
+from contextlib import asynccontextmanager
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    TYPE_CHECKING,
+)
+
+import trio
+
+from tractor import log
+from tractor._context import (
+    Context,
+    Unresolved,
+)
+from tractor._exceptions import (
+    ActorTooSlowError,
+    InternalError,
+    NoResult,
+    TransportClosed,
+)
+from tractor.ipc import Channel
+from tractor.msg.types import (
+    CancelAck,
+    Return,
+)
+
+from . import _state
+from ._rpc import process_messages
+
+if TYPE_CHECKING:
+    from ._runtime import Actor
+
+logger = log.get_logger()
+
+
+def _check_plain_async_fn(func: Callable) -> None:
+    if (
+        not inspect.iscoroutinefunction(func)
+        or getattr(func, '_tractor_stream_function', False)
+    ):
+        raise TypeError(
+            f'{func!r} must be a non-streaming async function '
+            '(an `async def` that returns a value)'
+        )
+
+
+class Portal:
+    '''A connection to a peer actor for running its functions remotely.'''
+    cancel_timeout: float = 0.5
+
+    def __init__(self, channel: Channel) -> None:
+        self.chan = channel
+        # the main task started by `ActorNursery.run_in_actor()`, if any
+        self._expect_result_ctx: Context|None = None
+        self._final_result: Any = Unresolved
+        self._final_error: BaseException|None = None
+
+    @property
+    def channel(self) -> Channel:
+        logger.debug('`Portal.channel` is deprecated; use `Portal.chan`')
+        return self.chan
+
+    @property
+    def actor(self) -> Actor:
+        return _state.current_actor()
+
+    def __repr__(self) -> str:
+        return f'<Portal to {self.chan!r}>'
+
+    # -- running remote functions --
+    async def run(
+        self,
+        func: str|Callable,
+        fn_name: str|None = None,
+        **kwargs,
+    ) -> Any:
+        '''Run `func(**kwargs)` in the peer actor and return its result.'''
+        if isinstance(func, str):
+            warnings.warn(
+                '`Portal.run(namespace: str, funcname: str)` is deprecated; '
+                'pass the function object, or use `Portal.run_from_ns()`',
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return await self.run_from_ns(func, fn_name, **kwargs)
+        _check_plain_async_fn(func)
+        return await self.run_from_ns(func.__module__, func.__name__, **kwargs)
+
+    async def run_from_ns(
+        self,
+        namespace_path: str,
+        function_name: str,
+        **kwargs,
+    ) -> Any:
+        '''
+        Run `namespace_path:function_name(**kwargs)` in the peer. The
+        namespace `'self'` names methods of the peer's `Actor`.
+        '''
+        return await self._run(namespace_path, function_name, kwargs)
+
+    async def _run(
+        self,
+        ns: str,
+        func: str,
+        kwargs: dict[str, Any],
+        cancel_on_abort: bool = True,
+    ) -> Any:
+        actor = self.actor
+        ctx = await actor.start_remote_task(self.chan, ns, func, kwargs, portal=self)
+        try:
+            return await self._wait_for_return(ctx)
+        except trio.Cancelled:
+            if cancel_on_abort:
+                # the caller gave up: do not leave the remote task running
+                await actor.cancel_remote_task(ctx)
+            raise
+        finally:
+            actor._contexts.pop((ctx.chan.aid.uid, ctx.cid), None)
+
+    async def _wait_for_return(self, ctx: Context) -> Any:
+        msg = await ctx._recv_msg()
+        if not isinstance(msg, (Return, CancelAck)):
+            ctx._raise_or_pld(msg)  # raises an `Error`
+            raise InternalError(
+                f'Expected `Return` for {ctx!r}, got {type(msg).__name__}'
+            )
+        ctx._result = ctx._raise_or_pld(msg)
+        return ctx._result
+
+    # -- the main task of a `run_in_actor()` child --
+    async def wait_for_result(self, hide_tb: bool = True) -> Any:
+        '''
+        The return value of the main task started by `run_in_actor()`
+        (cached), raising its boxed error if it failed.
+        '''
+        if self._expect_result_ctx is None:
+            if self.chan._exc is not None:
+                raise self.chan._exc
+            logger.warning(
+                f'{self!r} has no main task (it was not started by '
+                '`run_in_actor()`), so there is no result to wait for'
+            )
+            return NoResult
+        if self._final_error is not None:
+            raise self._final_error
+        if self._final_result is Unresolved:
+            ctx = self._expect_result_ctx
+            try:
+                self._final_result = await self._wait_for_return(ctx)
+            except (trio.Cancelled, KeyboardInterrupt):
+                raise
+            except BaseException as err:
+                self._final_error = err
+                raise
+            finally:
+                if self._final_result is not Unresolved or self._final_error:
+                    self.actor._contexts.pop((ctx.chan.aid.uid, ctx.cid), None)
+        return self._final_result
+
+    async def result(self, *args, **kwargs) -> Any:
+        logger.warning('`Portal.result()` is deprecated; use `.wait_for_result()`')
+        return await self.wait_for_result(*args, **kwargs)
+
+    # -- cancellation --
+    async def cancel_actor(
+        self,
+        timeout: float|None = None,
+        raise_on_timeout: bool = False,
+    ) -> bool:
+        '''
+        Ask the peer to cancel its whole runtime. Returns whether it
+        acknowledged within `timeout` (default `cancel_timeout`).
+        '''
+        chan = self.chan
+        if not chan.connected():
+            return False
+        chan._cancel_called = True
+        timeout = self.cancel_timeout if timeout is None else timeout
+        with trio.CancelScope(shield=True) as cs:
+            cs.deadline = trio.current_time() + timeout
+            try:
+                acked = await self._run('self', 'cancel', {}, cancel_on_abort=False)
+            except TransportClosed:
+                return False
+            return bool(acked)
+        if raise_on_timeout:
+            raise ActorTooSlowError(
+                f'{chan.aid.reprol()} did not acknowledge a cancel request '
+                f'within {timeout} s'
+            )
+        return False
+
+    async def aclose(self) -> None:
+        pass
+
+
+class LocalPortal:
+    '''
+    A portal to this very actor (used when an actor asks itself, e.g. a
+    registrar looking itself up): calls happen directly, without IPC.
+    '''
+    def __init__(self, actor: Actor, channel: Channel|None = None) -> None:
+        self.actor = actor
+        self.chan = channel
+
+    async def run_from_ns(
+        self,
+        ns: str,
+        func_name: str,
+        **kwargs,
+    ) -> Any:
+        if ns == 'self':
+            target = getattr(self.actor, func_name)
+        else:
+            target = getattr(self.actor._mods[ns], func_name)
+        return await target(**kwargs)
+
+
+@asynccontextmanager
+async def open_portal(
+    channel: Channel,
+    tn: trio.Nursery|None = None,
+    start_msg_loop: bool = True,
+    shield: bool = False,
+) -> AsyncIterator[Portal]:
+    '''
+    A `Portal` over `channel` (handshaking first if needed) with a message
+    loop serving it for the duration of the block.
+    '''
+    actor = _state.current_actor()
+    if channel.aid is None:
+        await channel._do_handshake(actor.aid)
+    async with trio.open_nursery() as own_tn:
+        tn = tn or own_tn
+        loop_cs: trio.CancelScope|None = None
+        if start_msg_loop:
+            loop_cs = await tn.start(
+                process_messages,
+                actor,
+                channel,
+                shield,
+            )
+        try:
+            yield Portal(channel)
+        finally:
+            if loop_cs is not None:
+                loop_cs.cancel()

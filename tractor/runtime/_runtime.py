@@ -1,0 +1,493 @@
+'''
+The `Actor`: one per process (or sub-interpreter), with its IPC server,
+its table of running remote tasks and open dialogs, and `async_main()`,
+the runtime every actor runs from boot to teardown.
+'''
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+import warnings
+from contextlib import ExitStack
+from typing import Any
+
+import trio
+
+from tractor import log
+from tractor._code_load import (
+    import_module,
+    load_module_from_path,
+)
+from tractor._context import Context
+from tractor._exceptions import (
+    InternalError,
+    TransportClosed,
+    pack_error,
+)
+from tractor.ipc import (
+    Channel,
+    IPCServer,
+    _connect_chan,
+)
+from tractor.trionics._eg import collapse_eg
+from tractor.ipc._addr import (
+    Address,
+    get_address_cls,
+    wrap_address,
+)
+from tractor.msg.types import (
+    Aid,
+    SpawnSpec,
+    Start,
+    StartAck,
+)
+
+from . import _state
+from ._portal import (
+    Portal,
+    open_portal,
+)
+from ._rpc import (
+    RpcTask,
+    process_messages,
+)
+
+logger = log.get_logger()
+
+# bounds on teardown steps that talk to other actors
+UNREGISTER_TIMEOUT: float = 0.5
+PEER_DRAIN_TIMEOUT: float = 3.0
+TASK_CANCEL_ACK_TIMEOUT: float = 0.616
+
+
+class Actor:
+    '''
+    An actor: a runtime with an identity, an IPC server, and the remote
+    tasks and dialogs it serves.
+    '''
+    is_registrar: bool = False
+    msg_buffer_size: int = 2**6
+    # runtime methods a peer may call in the `'self'` namespace
+    _self_rpc_methods: frozenset[str] = frozenset({'cancel', '_cancel_task'})
+
+    def __init__(
+        self,
+        name: str,
+        uuid: str|None = None,
+        *,
+        enable_modules: list[str]|dict[str, str]|None = None,
+        loglevel: str|None = None,
+        registry_addrs: list[Any]|None = None,
+        spawn_method: str|None = None,
+    ) -> None:
+        self.name = name
+        self._uuid = uuid or _mk_uuid()
+        self.aid = Aid(
+            name=name,
+            uuid=self._uuid,
+            pid=os.getpid(),
+            is_registrar=self.is_registrar,
+        )
+        self.loglevel = loglevel
+        self.spawn_method = spawn_method
+        if isinstance(enable_modules, dict):
+            self.enable_modules: dict[str, str] = dict(enable_modules)
+        else:
+            self.enable_modules = {mod: '' for mod in (enable_modules or [])}
+        self._mods: dict[str, Any] = {}
+        self.reg_addrs: list[Any] = [
+            wrap_address(addr).unwrap() for addr in (registry_addrs or [])
+        ]
+        self._parent_main_data: dict[str, str] = {}
+        self._parent_chan: Channel|None = None
+        self._spawn_spec: SpawnSpec|None = None
+        self._infected_aio: bool = False
+
+        self.ipc_server: IPCServer|None = None
+        self._rpc_tasks: dict[tuple[Channel, str], RpcTask] = {}
+        self._ongoing_rpc_tasks = trio.Event()
+        self._ongoing_rpc_tasks.set()
+        self._contexts: dict[tuple[tuple[str, str], str], Context] = {}
+        self._actoruid2nursery: dict[tuple[str, str], Any] = {}
+        self.lifetime_stack = ExitStack()
+
+        self._root_tn: trio.Nursery|None = None
+        self._service_tn: trio.Nursery|None = None
+        self._parent_loop_cs: trio.CancelScope|None = None
+        self._cancel_called: bool = False
+        self._cancel_called_by: tuple[str, str]|None = None
+        self._cancel_complete = trio.Event()
+        self._registered_at: list[Any] = []
+        self._trio_token: trio.lowlevel.TrioToken|None = None
+
+    # -- identity --
+    @property
+    def uid(self) -> tuple[str, str]:
+        warnings.warn(
+            '`Actor.uid` is deprecated; use `Actor.aid.uid`',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.aid.uid
+
+    @property
+    def pid(self) -> int:
+        return self.aid.pid
+
+    @property
+    def is_arbiter(self) -> bool:
+        warnings.warn(
+            '`Actor.is_arbiter` is deprecated; use `Actor.is_registrar`',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.is_registrar
+
+    @property
+    def is_root(self) -> bool:
+        return _state.is_root_process()
+
+    def is_infected_aio(self) -> bool:
+        return self._infected_aio
+
+    @property
+    def registry_addrs(self) -> list[Address]:
+        return [wrap_address(addr) for addr in self.reg_addrs]
+
+    @property
+    def accept_addrs(self) -> list[Any]:
+        if self.ipc_server is None:
+            return []
+        return [addr.unwrap() for addr in self.ipc_server.accept_addrs]
+
+    @property
+    def accept_addr(self) -> Any:
+        addrs = self.accept_addrs
+        return addrs[0] if addrs else None
+
+    @property
+    def cancel_called(self) -> bool:
+        return self._cancel_called
+
+    @property
+    def cancel_caller(self) -> tuple[str, str]|None:
+        return self._cancel_called_by
+
+    @property
+    def cancel_complete(self) -> bool:
+        return self._cancel_complete.is_set()
+
+    def __repr__(self) -> str:
+        return f'<{type(self).__name__} {self.aid.reprol()}>'
+
+    # -- modules --
+    def load_modules(self) -> None:
+        '''Import the parent's `__main__` (if shipped) and every enabled module.'''
+        main_path = self._parent_main_data.get('init_main_from_path')
+        main_name = self._parent_main_data.get('init_main_from_name')
+        if main_path or main_name:
+            _replay_parent_main(main_path, main_name)
+        for modpath, filepath in self.enable_modules.items():
+            if modpath in ('__main__', '__mp_main__'):
+                main = sys.modules['__main__']
+                self._mods['__main__'] = self._mods['__mp_main__'] = main
+                continue
+            self._mods[modpath] = import_module(modpath, filepath)
+
+    # -- calling other actors --
+    async def start_remote_task(
+        self,
+        chan: Channel,
+        ns: str,
+        func: str,
+        kwargs: dict[str, Any],
+        portal: Portal|None = None,
+        msg_buffer_size: int|None = None,
+        allow_overruns: bool = False,
+    ) -> Context:
+        '''
+        Ask the peer on `chan` to start `ns:func(**kwargs)`; returns the
+        caller-side `Context` once the peer acknowledged the task.
+        '''
+        cid = str(uuid.uuid4())
+        ctx = Context(
+            chan,
+            cid,
+            side='parent',
+            portal=portal,
+            msg_buffer_size=msg_buffer_size or self.msg_buffer_size,
+            nsf=f'{ns}:{func}',
+        )
+        key = (chan.aid.uid, cid)
+        self._contexts[key] = ctx
+        try:
+            await chan.send(Start(
+                cid=cid,
+                ns=ns,
+                func=func,
+                kwargs=kwargs,
+                uid=self.aid.uid,
+            ))
+            first = await ctx._recv_msg()
+            if not isinstance(first, StartAck):
+                ctx._raise_or_pld(first)
+                raise InternalError(
+                    f'Expected `StartAck` for {ctx!r}, got {type(first).__name__}'
+                )
+        except BaseException:
+            self._contexts.pop(key, None)
+            raise
+        ctx._functype = first.functype
+        return ctx
+
+    async def cancel_remote_task(
+        self,
+        ctx: Context,
+        timeout: float = TASK_CANCEL_ACK_TIMEOUT,
+    ) -> bool:
+        '''Ask the peer to cancel the task behind `ctx` (bounded, shielded).'''
+        ctx._cancel_called = True
+        if not ctx.chan.connected():
+            return False
+        with trio.CancelScope(shield=True) as cs:
+            cs.deadline = trio.current_time() + timeout
+            try:
+                return await Portal(ctx.chan)._run(
+                    'self', '_cancel_task', {'cid': ctx.cid},
+                    cancel_on_abort=False,
+                )
+            except TransportClosed:
+                return False
+        return False
+
+    def get_parent(self) -> Portal:
+        if self._parent_chan is None:
+            raise RuntimeError(f'{self!r} has no parent')
+        return Portal(self._parent_chan)
+
+    # -- cancellation --
+    async def _cancel_task(
+        self,
+        cid: str,
+        parent_chan: Channel,
+        requesting_aid: Aid|None = None,
+    ) -> bool:
+        '''Cancel the task `parent_chan` started as `cid`, and wait for it.'''
+        task = self._rpc_tasks.get((parent_chan, cid))
+        if task is None:
+            return True
+        task.ctx._scope.cancel()
+        await task.done.wait()
+        return True
+
+    async def cancel(self, req_chan: Channel|None = None) -> bool:
+        '''
+        Cancel this actor's runtime: every remote task, the IPC server, the
+        parent channel's loop and finally the service nursery.
+        '''
+        if not self._cancel_called:
+            self._cancel_called = True
+            self._cancel_called_by = (
+                req_chan.aid.uid if req_chan is not None and req_chan.aid
+                else self.aid.uid
+            )
+        with trio.CancelScope(shield=True):
+            for task in list(self._rpc_tasks.values()):
+                task.ctx._scope.cancel()
+            await self._ongoing_rpc_tasks.wait()
+            if self.ipc_server is not None:
+                self.ipc_server.cancel()
+                await self.ipc_server.wait_for_shutdown()
+        if self._parent_loop_cs is not None:
+            self._parent_loop_cs.cancel()
+        if self._service_tn is not None:
+            self._service_tn.cancel_scope.cancel()
+        self._cancel_complete.set()
+        return True
+
+    def cancel_soon(self) -> None:
+        '''Schedule a full self-cancel, ending the root nursery after it.'''
+        async def _cancel_then_end() -> None:
+            await self.cancel(None)
+            if self._root_tn is not None:
+                self._root_tn.cancel_scope.cancel()
+
+        if self._root_tn is not None:
+            self._root_tn.start_soon(_cancel_then_end, name='cancel_soon')
+
+    # -- serving peers --
+    async def _serve_peer(self, chan: Channel) -> None:
+        '''Called by the IPC server for every connected peer.'''
+        await process_messages(self, chan)
+
+    async def _serve_parent(
+        self,
+        chan: Channel,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        '''
+        Serve the channel to our parent. If it is lost without our parent
+        having asked us to cancel, nobody supervises us any more: cancel.
+        '''
+        with trio.CancelScope() as self._parent_loop_cs:
+            task_status.started()
+            await process_messages(self, chan)
+            if not self._cancel_called:
+                logger.warning(f'{self!r} lost its parent; cancelling itself')
+                self.cancel_soon()
+
+    # -- registry --
+    async def _registrar_call(self, reg_addr: Any, method: str, **kwargs) -> Any:
+        '''Run a registrar method at `reg_addr` (directly when that is us).'''
+        if self.is_registrar and reg_addr in self.accept_addrs:
+            return await getattr(self, method)(**kwargs)
+        async with _connect_to(reg_addr) as chan:
+            async with open_portal(chan) as portal:
+                return await portal.run_from_ns('self', method, **kwargs)
+
+    async def _register(self) -> None:
+        for reg_addr in self.reg_addrs:
+            for addr in self.accept_addrs:
+                await self._registrar_call(
+                    reg_addr, 'register_actor', uid=self.aid.uid, addr=addr,
+                )
+            self._registered_at.append(reg_addr)
+
+    async def _unregister(self) -> None:
+        '''Best effort, bounded: a registrar that is gone is not an error.'''
+        with trio.CancelScope(shield=True):
+            for reg_addr in self._registered_at:
+                if self.is_registrar and reg_addr in self.accept_addrs:
+                    continue
+                with trio.move_on_after(UNREGISTER_TIMEOUT):
+                    try:
+                        await self._registrar_call(
+                            reg_addr, 'unregister_actor', uid=self.aid.uid,
+                        )
+                    except (OSError, TransportClosed) as err:
+                        logger.runtime(f'Could not unregister at {reg_addr}: {err}')
+            self._registered_at.clear()
+
+
+def _mk_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def _connect_to(addr: Any):
+    return _connect_chan(addr, close_timeout=0.5)
+
+
+def _replay_parent_main(main_path: str|None, main_name: str|None) -> None:
+    '''
+    Import the parent's main module as `__mp_main__` (so its
+    `if __name__ == '__main__':` block stays off) and alias it as
+    `__main__`, the way multiprocessing's spawn start method does.
+    '''
+    if main_name:
+        import runpy
+        namespace = runpy.run_module(main_name, run_name='__mp_main__', alter_sys=False)
+        module = type(sys)('__mp_main__')
+        module.__dict__.update(namespace)
+        sys.modules['__mp_main__'] = module
+    else:
+        module = load_module_from_path(main_path, '__mp_main__')
+    sys.modules['__main__'] = sys.modules['__mp_main__'] = module
+
+
+def _apply_spawn_spec(actor: Actor, spec: SpawnSpec) -> None:
+    actor._spawn_spec = spec
+    rtvs = dict(spec._runtime_vars)
+    rtvs['_is_root'] = False
+    _state._runtime_vars.update(rtvs)
+    actor.reg_addrs = [tuple(addr) for addr in spec.reg_addrs]
+    actor.enable_modules = dict(spec.enable_modules)
+    actor._parent_main_data = dict(spec._parent_main_data)
+
+
+def _default_accept_addrs(actor: Actor) -> list[Address]:
+    return [
+        get_address_cls(proto).get_random(name=actor.name)
+        for proto in _state._runtime_vars['_enable_tpts']
+    ]
+
+
+async def async_main(
+    actor: Actor,
+    accept_addrs: list[Any]|None = None,
+    parent_addr: Any = None,
+    *,
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    '''
+    Run `actor` until it is cancelled: connect to the parent (if any),
+    start the IPC server, import the enabled modules, register with the
+    registrars, then serve.
+    '''
+    actor._trio_token = trio.lowlevel.current_trio_token()
+    parent_chan: Channel|None = None
+    try:
+        if parent_addr is not None:
+            parent_chan = await Channel.from_addr(parent_addr)
+            await parent_chan._do_handshake(actor.aid)
+            spec = await parent_chan.recv()
+            if not isinstance(spec, SpawnSpec):
+                raise InternalError(
+                    f'Expected a `SpawnSpec` from the parent, got {type(spec).__name__}'
+                )
+            _apply_spawn_spec(actor, spec)
+            actor._parent_chan = parent_chan
+            if spec.bind_addrs:
+                accept_addrs = spec.bind_addrs
+
+        addrs = (
+            [wrap_address(addr) for addr in accept_addrs]
+            if accept_addrs else _default_accept_addrs(actor)
+        )
+        if not addrs:
+            raise RuntimeError(f'{actor!r} has no address to listen on')
+
+        async with trio.open_nursery() as root_tn:
+            actor._root_tn = root_tn
+            try:
+                async with trio.open_nursery() as service_tn:
+                    actor._service_tn = service_tn
+                    actor.ipc_server = IPCServer(lambda: actor.aid, actor._serve_peer)
+                    await service_tn.start(actor.ipc_server.serve, addrs)
+                    actor.load_modules()
+                    await actor._register()
+                    task_status.started(actor.accept_addrs)
+                    if parent_chan is not None:
+                        await root_tn.start(actor._serve_parent, parent_chan)
+            finally:
+                await actor._unregister()
+                root_tn.cancel_scope.cancel()
+
+    except BaseException as err:
+        if (
+            parent_chan is not None
+            and not isinstance(err, (trio.Cancelled, KeyboardInterrupt))
+            and parent_chan.connected()
+        ):
+            # a runtime failure: tell the parent why we are going away
+            with trio.CancelScope(shield=True) as cs:
+                cs.deadline = trio.current_time() + 1
+                try:
+                    await parent_chan.send(
+                        pack_error(collapse_eg(err), own_uid=actor.aid.uid)
+                    )
+                except TransportClosed:
+                    pass
+        raise
+
+    finally:
+        actor.lifetime_stack.close()
+        if actor.ipc_server is not None:
+            with trio.move_on_after(PEER_DRAIN_TIMEOUT) as cs:
+                cs.shield = True
+                await actor.ipc_server.wait_for_no_more_peers()
+        if parent_chan is not None:
+            await parent_chan.aclose()
+        actor._cancel_complete.set()
+

@@ -1,0 +1,324 @@
+'''
+`ActorNursery`: spawns child actors and supervises them the way a trio
+nursery supervises tasks (one-cancels-all), collecting their errors.
+
+This module sits in the runtime layer, below the spawn backends and the
+root-actor entry point; those install themselves here (`_spawner`,
+`_root_opener`) when imported, so nothing here imports them.
+'''
+from __future__ import annotations
+
+import inspect
+import warnings
+from functools import partial
+from contextlib import asynccontextmanager
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+)
+
+import trio
+
+from tractor import log
+from tractor._code_load import module_file
+from tractor._exceptions import ActorTooSlowError
+from tractor.ipc._addr import wrap_address
+
+from . import _state
+from ._portal import Portal
+from ._runtime import Actor
+
+logger = log.get_logger()
+
+_shutdown_msg: str = 'Actor-runtime-shutdown'
+
+# bound on the graceful phase of `ActorNursery.cancel()`; children that
+# have not acknowledged by then are terminated
+CANCEL_PHASE_TIMEOUT: float = 3.0
+
+# installed by `tractor.spawn` and `tractor._root`
+_spawner: Callable|None = None
+_root_opener: Callable|None = None
+_main_data_for: Callable[[dict[str, str]], dict[str, str]]|None = None
+
+
+class ActorNursery:
+    '''Spawns and supervises child actors; created by `open_nursery()`.'''
+
+    def __init__(
+        self,
+        actor: Actor,
+        ria_nursery: trio.Nursery,
+        da_nursery: trio.Nursery,
+        errors: dict[tuple[str, str], BaseException],
+    ) -> None:
+        self._actor = actor
+        self._ria_nursery = ria_nursery
+        self._da_nursery = da_nursery
+        self.errors = errors
+        self._children: dict[tuple[str, str], tuple[Actor, Any, Portal|None]] = {}
+        self._portal_events: dict[tuple[str, str], trio.Event] = {}
+        self._cancel_after_result_on_exit: set[Portal] = set()
+        self._join_procs = trio.Event()
+        self._cancel_called: bool = False
+        self.cancelled_caught: bool = False
+        self.exited = trio.Event()
+        self._implicit_runtime_started: bool = False
+        self._cancelling: bool = False
+
+    @property
+    def cancel_called(self) -> bool:
+        return self._cancel_called
+
+    @property
+    def cancelled(self) -> bool:
+        warnings.warn(
+            '`ActorNursery.cancelled` is deprecated; use `.cancel_called`',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._cancel_called
+
+    # -- spawning --
+    async def start_actor(
+        self,
+        name: str,
+        *,
+        bind_addrs: list[Any]|None = None,
+        rpc_module_paths: list[str]|None = None,
+        enable_transports: list[str]|None = None,
+        enable_modules: list[str]|None = None,
+        loglevel: str|None = None,
+        debug_mode: bool|None = None,
+        infect_asyncio: bool = False,
+        inherit_parent_main: bool = True,
+        nursery: trio.Nursery|None = None,
+        proc_kwargs: dict[str, Any]|None = None,
+    ) -> Portal:
+        '''
+        Spawn a daemon child actor that serves RPC until cancelled; returns
+        its portal once it connected back and received its spawn spec.
+        '''
+        if self._cancel_called:
+            raise RuntimeError(f'{self!r} was cancelled; it spawns no more actors')
+        modules = list(enable_modules or [])
+        if rpc_module_paths:
+            warnings.warn(
+                '`rpc_module_paths` is deprecated; use `enable_modules`',
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            modules.extend(rpc_module_paths)
+        enabled = {mod: module_file(mod) for mod in modules}
+        for main_name in ('__main__', '__mp_main__'):
+            if main_name in enabled:
+                enabled[main_name] = ''
+
+        actor = self._actor
+        subactor = Actor(
+            name,
+            enable_modules=enabled,
+            loglevel=loglevel or actor.loglevel or log.get_loglevel(),
+            registry_addrs=actor.reg_addrs,
+        )
+        runtime_vars = _state.get_runtime_vars()
+        runtime_vars['_is_root'] = False
+        runtime_vars['_is_infected_aio'] = infect_asyncio
+        if debug_mode is not None:
+            runtime_vars['_debug_mode'] = debug_mode
+        main_data = _main_data_for(enabled) if inherit_parent_main else {}
+        parent_addr = actor.accept_addrs[0]
+        self._portal_events[subactor.aid.uid] = trio.Event()
+        return await (nursery or self._da_nursery).start(
+            partial(
+                _spawner,
+                infect_asyncio=infect_asyncio,
+                proc_kwargs=proc_kwargs,
+            ),
+            self,
+            subactor,
+            [wrap_address(addr).unwrap() for addr in bind_addrs] if bind_addrs else None,
+            parent_addr,
+            runtime_vars,
+            main_data,
+        )
+
+    async def run_in_actor(
+        self,
+        fn: Callable,
+        *,
+        name: str|None = None,
+        bind_addrs: list[Any]|None = None,
+        rpc_module_paths: list[str]|None = None,
+        enable_modules: list[str]|None = None,
+        loglevel: str|None = None,
+        infect_asyncio: bool = False,
+        inherit_parent_main: bool = True,
+        proc_kwargs: dict[str, Any]|None = None,
+        **kwargs,
+    ) -> Portal:
+        '''
+        Spawn a child actor running `fn(**kwargs)` as its one main task; the
+        child is cancelled once that result is in.
+        '''
+        if (
+            not inspect.iscoroutinefunction(fn)
+            or getattr(fn, '_tractor_stream_function', False)
+        ):
+            raise TypeError(
+                f'{fn!r} must be a non-streaming `async def` function '
+                'to run in an actor'
+            )
+        modules = [fn.__module__, *(enable_modules or [])]
+        portal = await self.start_actor(
+            name or fn.__name__,
+            bind_addrs=bind_addrs,
+            rpc_module_paths=rpc_module_paths,
+            enable_modules=modules,
+            loglevel=loglevel,
+            infect_asyncio=infect_asyncio,
+            inherit_parent_main=inherit_parent_main,
+            nursery=self._ria_nursery,
+            proc_kwargs=proc_kwargs,
+        )
+        portal._expect_result_ctx = await self._actor.start_remote_task(
+            portal.chan,
+            fn.__module__,
+            fn.__name__,
+            kwargs,
+            portal=portal,
+        )
+        self._cancel_after_result_on_exit.add(portal)
+        return portal
+
+    def _portal_ready(self, uid: tuple[str, str]) -> None:
+        event = self._portal_events.get(uid)
+        if event is not None:
+            event.set()
+
+    # -- cancellation --
+    def _child_failed(self, uid: tuple[str, str], err: BaseException) -> None:
+        '''Record a child's failure and cancel the others right away.'''
+        self.errors.setdefault(uid, err)
+        if not self._cancel_called:
+            self._da_nursery.start_soon(self.cancel, name='cancel-on-child-error')
+
+    async def cancel(self, hard_kill: bool = False) -> None:
+        '''
+        Cancel every child: a graceful cancel request to each (the whole
+        phase bounded), terminating those that do not acknowledge in time.
+        '''
+        self._cancel_called = True
+        with trio.CancelScope(shield=True):
+            children = dict(self._children)
+            with trio.move_on_after(CANCEL_PHASE_TIMEOUT) as phase:
+                async with trio.open_nursery() as tn:
+                    for uid, (_sub, handle, portal) in children.items():
+                        if hard_kill:
+                            handle.terminate()
+                            continue
+                        tn.start_soon(self._cancel_child, uid, handle, portal)
+            if phase.cancelled_caught:
+                for uid, (_sub, handle, _portal) in children.items():
+                    if handle.alive():
+                        logger.warning(f'Actor {uid!r} did not cancel in time; terminating')
+                        handle.terminate()
+        self._join_procs.set()
+
+    async def _cancel_child(
+        self,
+        uid: tuple[str, str],
+        handle: Any,
+        portal: Portal|None,
+    ) -> None:
+        if portal is None:
+            event = self._portal_events.get(uid)
+            if event is not None:
+                await event.wait()
+            entry = self._children.get(uid)
+            portal = entry[2] if entry else None
+            if portal is None:
+                return
+        try:
+            await portal.cancel_actor(raise_on_timeout=True)
+        except ActorTooSlowError:
+            logger.warning(f'Actor {uid!r} did not acknowledge cancel; terminating')
+            handle.terminate()
+
+    def __repr__(self) -> str:
+        return f'<ActorNursery of {self._actor.name!r} children={len(self._children)}>'
+
+
+def _raise_errors(errors: dict[tuple[str, str], BaseException]) -> None:
+    if not errors:
+        return
+    errs = list(errors.values())
+    if len(errs) == 1:
+        raise errs[0]
+    raise BaseExceptionGroup('tractor.ActorNursery errored with', errs)
+
+
+@asynccontextmanager
+async def _open_and_supervise_one_cancels_all_nursery(
+    actor: Actor,
+) -> AsyncIterator[ActorNursery]:
+    errors: dict[tuple[str, str], BaseException] = {}
+    an: ActorNursery|None = None
+    try:
+        # daemon spawn tasks live in the outer nursery, `run_in_actor`
+        # ones in the inner one, which is joined first
+        async with trio.open_nursery() as da_nursery:
+            try:
+                async with trio.open_nursery() as ria_nursery:
+                    an = ActorNursery(actor, ria_nursery, da_nursery, errors)
+                    try:
+                        yield an
+                    except BaseException as body_err:
+                        errors[actor.aid.uid] = body_err
+                        await an.cancel()
+                        raise
+                    else:
+                        # the run-in-actor results are collected by the
+                        # spawn tasks once released here
+                        an._join_procs.set()
+            finally:
+                if an is not None:
+                    an._join_procs.set()
+                    if errors and not an._cancel_called:
+                        await an.cancel()
+    except BaseException as nursery_err:
+        if not errors:
+            raise
+        # the recorded errors say what went wrong; the group trio built
+        # around them (and their cancellations) adds nothing
+        _raise_errors(errors)
+        raise nursery_err
+    finally:
+        if an is not None:
+            an.exited.set()
+    _raise_errors(errors)
+
+
+@asynccontextmanager
+async def open_nursery(
+    *,
+    hide_tb: bool = True,
+    **kwargs,
+) -> AsyncIterator[ActorNursery]:
+    '''
+    Open an actor nursery. Without a running runtime (in the main
+    process) a root actor is started first and torn down after the
+    nursery; `kwargs` then go to `open_root_actor()`.
+    '''
+    actor = _state.current_actor(err_on_no_runtime=False)
+    if actor is None and _state.is_main_process():
+        async with _root_opener(hide_tb=hide_tb, **kwargs) as actor:
+            async with _open_and_supervise_one_cancels_all_nursery(actor) as an:
+                an._implicit_runtime_started = True
+                yield an
+        return
+    if actor is None:
+        actor = _state.current_actor()
+    async with _open_and_supervise_one_cancels_all_nursery(actor) as an:
+        yield an

@@ -1,0 +1,338 @@
+'''
+The backend-agnostic supervision core.
+
+A spawn backend knows only how to start its kind of actor (a subprocess, a
+sub-interpreter, ...) and returns a `ChildHandle` through which the child
+can be waited for and killed. Everything else lives here and is shared by
+every backend: waiting for the child to connect back, sending its spawn
+spec, collecting a `run_in_actor` result, and the teardown ladder (graceful
+cancel request, bounded wait, then escalating kills).
+'''
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Literal,
+    TYPE_CHECKING,
+    get_args,
+)
+
+import msgspec
+import trio
+
+from tractor import log
+from tractor._exceptions import (
+    ActorFailure,
+    RemoteActorError,
+    TransportClosed,
+)
+from tractor.msg.types import SpawnSpec
+from tractor.runtime import _state
+from tractor.runtime._portal import Portal
+
+if TYPE_CHECKING:
+    from tractor.runtime._runtime import Actor
+    from tractor.runtime._supervise import ActorNursery
+
+logger = log.get_logger()
+
+SpawnMethodKey = Literal[
+    'trio',           # a subprocess started through trio
+    'mp_spawn',       # multiprocessing, 'spawn' start method
+    'mp_forkserver',  # multiprocessing, 'forkserver' start method
+    'subint',         # a CPython sub-interpreter on its own thread (3.14+)
+]
+_spawn_method: SpawnMethodKey = 'trio'
+_ctx: Any = None
+
+# how long a child gets to exit by itself after acknowledging a cancel
+# request, and after that, after each escalation step
+REAP_GRACE: float = 1.6
+
+
+class ChildHandle:
+    '''
+    What a backend returns for a started child: the only operations the
+    supervision core needs. Subclasses implement each for their kind.
+    '''
+    pid: int|None = None
+
+    async def wait(self) -> None:
+        '''Block until the child has exited.'''
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def terminate(self) -> None:
+        '''Ask the child to die now (first escalation step).'''
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        '''Make the child die (last escalation step).'''
+        raise NotImplementedError
+
+    def describe_exit(self) -> str:
+        '''How the child ended, for error messages.'''
+        raise NotImplementedError
+
+    def exited_abnormally(self) -> bool:
+        return False
+
+    async def release(self) -> None:
+        '''Free what the backend held for the child (after it exited).'''
+
+
+class SpawnArgs(msgspec.Struct):
+    '''Everything a backend needs to start one child.'''
+    subactor: Any  # the parent-side `Actor` record of the child
+    uid: tuple[str, str]
+    parent_addr: Any
+    loglevel: str|None
+    infect_asyncio: bool
+    proc_kwargs: dict[str, Any]
+
+
+Backend = Callable[[SpawnArgs], Awaitable[ChildHandle]]
+
+# key -> backend coroutine; backends register themselves when their module
+# is imported (see `tractor.spawn.__init__`)
+_methods: dict[str, Backend] = {}
+# keys whose backend cannot run in this interpreter, with the reason
+_unavailable: dict[str, str] = {}
+
+
+def register_backend(key: str, backend: Backend) -> None:
+    _methods[key] = backend
+
+
+def mark_unavailable(key: str, reason: str) -> None:
+    _unavailable[key] = reason
+
+
+def _check_key(key: str) -> None:
+    valid = get_args(SpawnMethodKey)
+    if key not in valid:
+        raise ValueError(
+            f'Spawn method {key!r} is unknown; valid keys are {list(valid)}'
+        )
+    if key in _unavailable:
+        raise RuntimeError(_unavailable[key])
+    if key not in _methods:
+        raise RuntimeError(
+            f'Spawn method {key!r} is not implemented yet; '
+            f'available: {list(_methods)}'
+        )
+
+
+def try_set_start_method(key: str) -> Any:
+    '''
+    Select the process-wide spawn backend. Returns the multiprocessing
+    context for the `mp_*` backends, else `None`.
+    '''
+    global _spawn_method, _ctx
+    _check_key(key)
+    _spawn_method = key
+    if key.startswith('mp_'):
+        _ctx = mp.get_context(key.removeprefix('mp_'))
+    else:
+        _ctx = None
+    return _ctx
+
+
+# -- child supervision --
+
+async def _wait_for_connect(
+    actor: Actor,
+    uid: tuple[str, str],
+    handle: ChildHandle,
+) -> Portal:
+    '''The child's portal once it connected back; fail if it died first.'''
+    async with trio.open_nursery() as tn:
+        async def _watch_death() -> None:
+            await handle.wait()
+            tn.cancel_scope.cancel()
+
+        tn.start_soon(_watch_death)
+        _, chan = await actor.ipc_server.wait_for_peer(uid)
+        tn.cancel_scope.cancel()
+        return Portal(chan)
+    raise ActorFailure(
+        f'Actor {uid!r} {handle.describe_exit()} before connecting back'
+    )
+
+
+def _mk_spawn_spec(
+    actor: Actor,
+    subactor: Actor,
+    bind_addrs: list[Any]|None,
+    runtime_vars: dict[str, Any],
+    parent_main_data: dict[str, str],
+) -> SpawnSpec:
+    return SpawnSpec(
+        _parent_main_data=parent_main_data,
+        _runtime_vars=runtime_vars,
+        enable_modules=subactor.enable_modules,
+        reg_addrs=[tuple(addr) for addr in actor.reg_addrs],
+        bind_addrs=bind_addrs,
+    )
+
+
+async def soft_kill(
+    handle: ChildHandle,
+    portal: Portal|None,
+) -> None:
+    '''
+    Wait for the child to exit by itself. If this wait is cancelled, ask
+    the child (bounded) to cancel before letting the cancellation through.
+    '''
+    try:
+        await handle.wait()
+    except trio.Cancelled:
+        with trio.CancelScope(shield=True):
+            if portal is not None and handle.alive():
+                with trio.move_on_after(REAP_GRACE):
+                    await portal.cancel_actor()
+                    await handle.wait()
+        raise
+
+
+async def hard_kill(
+    handle: ChildHandle,
+    uid: tuple[str, str],
+    grace: float = REAP_GRACE,
+) -> None:
+    '''
+    Make sure the child is gone: give it `grace` seconds, then terminate,
+    then kill. Always shielded; every step bounded.
+    '''
+    with trio.CancelScope(shield=True):
+        if handle.alive():
+            with trio.move_on_after(grace):
+                await handle.wait()
+        for step in (handle.terminate, handle.kill):
+            if not handle.alive():
+                break
+            logger.warning(f'Actor {uid!r} is still alive; escalating: {step.__name__}()')
+            step()
+            with trio.move_on_after(grace):
+                await handle.wait()
+        if handle.alive():
+            logger.error(
+                f'Actor {uid!r} could not be killed and was abandoned: '
+                f'{handle.describe_exit()}'
+            )
+        await handle.release()
+
+
+async def _collect_result(
+    an: ActorNursery,
+    uid: tuple[str, str],
+    portal: Portal,
+    handle: ChildHandle,
+) -> None:
+    '''
+    Wait for a `run_in_actor` child's result; record a failure (which
+    cancels its siblings at once); then cancel the child.
+    '''
+    try:
+        await portal.wait_for_result()
+    except TransportClosed as tc:
+        if not portal.chan._cancel_called:
+            # it went away without a result: report how it ended
+            with trio.move_on_after(REAP_GRACE):
+                await handle.wait()
+            failure = ActorFailure(
+                f'Actor {uid!r} {handle.describe_exit()} without returning a result'
+            )
+            failure.__cause__ = tc
+            an._child_failed(uid, failure)
+    except trio.Cancelled:
+        raise
+    except (RemoteActorError, Exception) as err:
+        an._child_failed(uid, err)
+    finally:
+        with trio.CancelScope(shield=True):
+            await portal.cancel_actor()
+
+
+async def new_proc(
+    an: ActorNursery,
+    subactor: Actor,
+    bind_addrs: list[Any]|None,
+    parent_addr: Any,
+    runtime_vars: dict[str, Any],
+    parent_main_data: dict[str, str],
+    *,
+    infect_asyncio: bool = False,
+    proc_kwargs: dict[str, Any]|None = None,
+    task_status: trio.TaskStatus[Portal] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    '''
+    Spawn one child with the current backend and supervise it for its
+    whole life; runs as a task in the owning `ActorNursery`.
+    '''
+    actor = an._actor
+    uid = subactor.aid.uid
+    backend = _methods[_spawn_method]
+    handle = await backend(SpawnArgs(
+        subactor=subactor,
+        uid=uid,
+        parent_addr=parent_addr,
+        loglevel=subactor.loglevel,
+        infect_asyncio=infect_asyncio,
+        proc_kwargs=proc_kwargs or {},
+    ))
+    portal: Portal|None = None
+    an._children[uid] = (subactor, handle, None)
+    try:
+        portal = await _wait_for_connect(actor, uid, handle)
+        an._children[uid] = (subactor, handle, portal)
+        an._portal_ready(uid)
+        await portal.chan.send(_mk_spawn_spec(
+            actor, subactor, bind_addrs, runtime_vars, parent_main_data,
+        ))
+        actor._actoruid2nursery[uid] = an
+        task_status.started(portal)
+
+        await an._join_procs.wait()
+        if portal in an._cancel_after_result_on_exit:
+            await _collect_result(an, uid, portal, handle)
+        await soft_kill(handle, portal)
+    finally:
+        await hard_kill(handle, uid)
+        if (
+            portal is not None
+            and portal.chan._exc is not None
+            and uid not in an.errors
+        ):
+            an._child_failed(uid, portal.chan._exc)
+        an._children.pop(uid, None)
+        actor._actoruid2nursery.pop(uid, None)
+
+
+def parent_main_data(enable_modules: dict[str, str]) -> dict[str, str]:
+    '''
+    How a child can re-import this process's `__main__` (only shipped when
+    a child enables it, so children of e.g. a test runner do not import it).
+    '''
+    if not ({'__main__', '__mp_main__'} & set(enable_modules)):
+        return {}
+    inherited = _inherited_main_data()
+    if inherited:
+        return inherited
+    main = sys.modules.get('__main__')
+    spec = getattr(main, '__spec__', None)
+    if spec is not None and spec.name not in ('__main__', None):
+        return {'init_main_from_name': spec.name.removesuffix('.__main__')}
+    path = getattr(main, '__file__', None)
+    return {'init_main_from_path': path} if path else {}
+
+
+def _inherited_main_data() -> dict[str, str]:
+    actor = _state.current_actor(err_on_no_runtime=False)
+    return dict(actor._parent_main_data) if actor is not None else {}

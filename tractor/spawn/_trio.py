@@ -1,0 +1,72 @@
+'''
+The `trio` backend: each actor is a Python subprocess started through
+`trio.lowlevel.open_process`, running `python -m tractor._child`.
+'''
+from __future__ import annotations
+
+import signal
+import sys
+
+import trio
+
+from ._spawn import (
+    ChildHandle,
+    SpawnArgs,
+)
+
+
+class ProcessHandle(ChildHandle):
+    '''A child OS process.'''
+
+    def __init__(self, proc: trio.Process) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+
+    async def wait(self) -> None:
+        await self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def terminate(self) -> None:
+        self.proc.terminate()
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def exited_abnormally(self) -> bool:
+        code = self.proc.returncode
+        return code is not None and code != 0
+
+    def describe_exit(self) -> str:
+        return describe_returncode(self.proc.returncode)
+
+
+def describe_returncode(code: int|None) -> str:
+    if code is None:
+        return 'is still running'
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f'signal {-code}'
+        return f'was killed by {name}'
+    return f'exited with code {code}'
+
+
+def child_cmd(args: SpawnArgs) -> list[str]:
+    cmd = [
+        sys.executable, '-m', 'tractor._child',
+        '--uid', repr(args.uid),
+        '--parent_addr', repr(tuple(args.parent_addr)),
+    ]
+    if args.loglevel:
+        cmd += ['--loglevel', args.loglevel]
+    if args.infect_asyncio:
+        cmd.append('--asyncio')
+    return cmd
+
+
+async def trio_proc(args: SpawnArgs) -> ProcessHandle:
+    proc = await trio.lowlevel.open_process(child_cmd(args), **args.proc_kwargs)
+    return ProcessHandle(proc)

@@ -1,0 +1,8 @@
+'''
+Structured-concurrency helpers on top of trio.
+'''
+from ._eg import (
+    collapse_eg as collapse_eg_exc,
+    get_collapsed_eg as get_collapsed_eg,
+    is_multi_cancelled as is_multi_cancelled,
+)
