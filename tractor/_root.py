@@ -36,6 +36,7 @@ from tractor.runtime._runtime import (
     async_main,
 )
 from tractor.spawn import _spawn
+from tractor.trionics._eg import collapse_eg
 
 logger = log.get_logger()
 
@@ -180,7 +181,7 @@ async def open_root_actor(
     rtvs['_registry_addrs'] = list(actor.reg_addrs)
     _state._set_current_actor(actor)
     try:
-        async with trio.open_nursery() as tn:
+        async with collapse_eg(), trio.open_nursery() as tn:
             accepted = await tn.start(async_main, actor, accept_addrs)
             rtvs['_root_addrs'] = list(accepted)
             rtvs['_root_mailbox'] = accepted[0]

@@ -562,8 +562,23 @@ def _writes_to_stderr(handler: logging.Handler) -> bool:
     )
 
 
+def _fill_actor_fields(record: logging.LogRecord) -> bool:
+    '''
+    Handler filter: give records which did not come through a
+    `StackLevelAdapter` (plain `logging` calls) the actor/task fields
+    `LOG_FORMAT` needs.
+
+    '''
+    if not hasattr(record, 'actor_name'):
+        for key, val in _actor_fields().items():
+            if not hasattr(record, key):
+                setattr(record, key, val)
+    return True
+
+
 def _mk_console_handler() -> logging.Handler:
     handler = _ConsoleHandler()
+    handler.addFilter(_fill_actor_fields)
     try:
         import colorlog  # lazy: only once a console is wanted
     except ImportError:

@@ -236,8 +236,11 @@ class MsgpackUDSStream(MsgpackTransport):
 
     def _addrs(self) -> tuple[UDSAddress, UDSAddress]:
         sock = self.stream.socket
-        # both ends carry the bound (listening) socket's path
-        path = Path(sock.getpeername() or sock.getsockname())
+        # both ends carry the listening socket's path: our own name on an
+        # accepted socket, the peer's on a connecting one (whose own name
+        # is empty, or abstract when the kernel autobound it)
+        names = (os.fsdecode(sock.getsockname()), os.fsdecode(sock.getpeername()))
+        path = Path(next((name for name in names if name.startswith('/')), names[0]))
         pid = _peer_pid(sock)
         laddr = UDSAddress(str(path.parent), path.name, maybe_pid=os.getpid())
         raddr = UDSAddress(str(path.parent), path.name, maybe_pid=pid)

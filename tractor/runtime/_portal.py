@@ -63,6 +63,7 @@ class Portal:
         self._expect_result_ctx: Context|None = None
         self._final_result: Any = Unresolved
         self._final_error: BaseException|None = None
+        self._result_lock = trio.Lock()
 
     @property
     def channel(self) -> Channel:
@@ -150,21 +151,23 @@ class Portal:
                 '`run_in_actor()`), so there is no result to wait for'
             )
             return NoResult
-        if self._final_error is not None:
-            raise self._final_error
-        if self._final_result is Unresolved:
-            ctx = self._expect_result_ctx
-            try:
-                self._final_result = await self._wait_for_return(ctx)
-            except (trio.Cancelled, KeyboardInterrupt):
-                raise
-            except BaseException as err:
-                self._final_error = err
-                raise
-            finally:
-                if self._final_result is not Unresolved or self._final_error:
-                    self.actor._contexts.pop((ctx.chan.aid.uid, ctx.cid), None)
-        return self._final_result
+        # one reader at a time; the others then see the cached outcome
+        async with self._result_lock:
+            if self._final_error is not None:
+                raise self._final_error
+            if self._final_result is Unresolved:
+                ctx = self._expect_result_ctx
+                try:
+                    self._final_result = await self._wait_for_return(ctx)
+                except (trio.Cancelled, KeyboardInterrupt):
+                    raise
+                except BaseException as err:
+                    self._final_error = err
+                    raise
+                finally:
+                    if self._final_result is not Unresolved or self._final_error:
+                        self.actor._contexts.pop((ctx.chan.aid.uid, ctx.cid), None)
+            return self._final_result
 
     async def result(self, *args, **kwargs) -> Any:
         logger.warning('`Portal.result()` is deprecated; use `.wait_for_result()`')

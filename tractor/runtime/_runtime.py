@@ -30,7 +30,7 @@ from tractor.ipc import (
     IPCServer,
     _connect_chan,
 )
-from tractor.trionics._eg import collapse_eg
+from tractor.trionics._eg import collapse_exc
 from tractor.ipc._addr import (
     Address,
     get_address_cls,
@@ -475,7 +475,7 @@ async def async_main(
                 cs.deadline = trio.current_time() + 1
                 try:
                     await parent_chan.send(
-                        pack_error(collapse_eg(err), own_uid=actor.aid.uid)
+                        pack_error(collapse_exc(err), own_uid=actor.aid.uid)
                     )
                 except TransportClosed:
                     pass

@@ -59,7 +59,8 @@ class ActorNursery:
         self.errors = errors
         self._children: dict[tuple[str, str], tuple[Actor, Any, Portal|None]] = {}
         self._portal_events: dict[tuple[str, str], trio.Event] = {}
-        self._cancel_after_result_on_exit: set[Portal] = set()
+        # set once the body has exited: from then on a child's failure
+        # cancels its siblings immediately (before, it only is recorded)
         self._join_procs = trio.Event()
         self._cancel_called: bool = False
         self.cancelled_caught: bool = False
@@ -95,13 +96,12 @@ class ActorNursery:
         inherit_parent_main: bool = True,
         nursery: trio.Nursery|None = None,
         proc_kwargs: dict[str, Any]|None = None,
+        _main_task: tuple[str, str, dict[str, Any]]|None = None,
     ) -> Portal:
         '''
         Spawn a daemon child actor that serves RPC until cancelled; returns
         its portal once it connected back and received its spawn spec.
         '''
-        if self._cancel_called:
-            raise RuntimeError(f'{self!r} was cancelled; it spawns no more actors')
         modules = list(enable_modules or [])
         if rpc_module_paths:
             warnings.warn(
@@ -133,6 +133,7 @@ class ActorNursery:
         return await (nursery or self._da_nursery).start(
             partial(
                 _spawner,
+                main_task=_main_task,
                 infect_asyncio=infect_asyncio,
                 proc_kwargs=proc_kwargs,
             ),
@@ -171,7 +172,7 @@ class ActorNursery:
                 'to run in an actor'
             )
         modules = [fn.__module__, *(enable_modules or [])]
-        portal = await self.start_actor(
+        return await self.start_actor(
             name or fn.__name__,
             bind_addrs=bind_addrs,
             rpc_module_paths=rpc_module_paths,
@@ -181,16 +182,8 @@ class ActorNursery:
             inherit_parent_main=inherit_parent_main,
             nursery=self._ria_nursery,
             proc_kwargs=proc_kwargs,
+            _main_task=(fn.__module__, fn.__name__, kwargs),
         )
-        portal._expect_result_ctx = await self._actor.start_remote_task(
-            portal.chan,
-            fn.__module__,
-            fn.__name__,
-            kwargs,
-            portal=portal,
-        )
-        self._cancel_after_result_on_exit.add(portal)
-        return portal
 
     def _portal_ready(self, uid: tuple[str, str]) -> None:
         event = self._portal_events.get(uid)
@@ -199,10 +192,23 @@ class ActorNursery:
 
     # -- cancellation --
     def _child_failed(self, uid: tuple[str, str], err: BaseException) -> None:
-        '''Record a child's failure and cancel the others right away.'''
+        '''
+        Record a child's failure; once the body has exited, cancel the
+        other children right away (one-cancels-all).
+        '''
         self.errors.setdefault(uid, err)
+        if self._join_procs.is_set():
+            self._cancel_soon()
+
+    def _cancel_soon(self) -> None:
         if not self._cancel_called:
+            self._cancel_called = True
             self._da_nursery.start_soon(self.cancel, name='cancel-on-child-error')
+
+    def _body_exited(self) -> None:
+        self._join_procs.set()
+        if self.errors:
+            self._cancel_soon()
 
     async def cancel(self, hard_kill: bool = False) -> None:
         '''
@@ -224,7 +230,6 @@ class ActorNursery:
                     if handle.alive():
                         logger.warning(f'Actor {uid!r} did not cancel in time; terminating')
                         handle.terminate()
-        self._join_procs.set()
 
     async def _cancel_child(
         self,
@@ -253,7 +258,8 @@ class ActorNursery:
 def _raise_errors(errors: dict[tuple[str, str], BaseException]) -> None:
     if not errors:
         return
-    errs = list(errors.values())
+    # the body may re-raise a child's error it got from `wait_for_result()`
+    errs = list({id(err): err for err in errors.values()}.values())
     if len(errs) == 1:
         raise errs[0]
     raise BaseExceptionGroup('tractor.ActorNursery errored with', errs)
@@ -276,17 +282,13 @@ async def _open_and_supervise_one_cancels_all_nursery(
                         yield an
                     except BaseException as body_err:
                         errors[actor.aid.uid] = body_err
+                        an._join_procs.set()
                         await an.cancel()
                         raise
-                    else:
-                        # the run-in-actor results are collected by the
-                        # spawn tasks once released here
-                        an._join_procs.set()
+                    an._body_exited()
             finally:
-                if an is not None:
-                    an._join_procs.set()
-                    if errors and not an._cancel_called:
-                        await an.cancel()
+                if errors and an is not None and not an._cancel_called:
+                    await an.cancel()
     except BaseException as nursery_err:
         if not errors:
             raise

@@ -236,11 +236,13 @@ async def _collect_result(
     handle: ChildHandle,
 ) -> None:
     '''
-    Wait for a `run_in_actor` child's result; record a failure (which
-    cancels its siblings at once); then cancel the child.
+    Wait for a `run_in_actor` child's result and record a failure at once
+    (which cancels its siblings once the nursery's body has exited); the
+    child is cancelled once the body has exited.
     '''
     try:
         await portal.wait_for_result()
+        await an._join_procs.wait()
     except TransportClosed as tc:
         if not portal.chan._cancel_called:
             # it went away without a result: report how it ended
@@ -253,7 +255,7 @@ async def _collect_result(
             an._child_failed(uid, failure)
     except trio.Cancelled:
         raise
-    except (RemoteActorError, Exception) as err:
+    except Exception as err:
         an._child_failed(uid, err)
     finally:
         with trio.CancelScope(shield=True):
@@ -268,6 +270,7 @@ async def new_proc(
     runtime_vars: dict[str, Any],
     parent_main_data: dict[str, str],
     *,
+    main_task: tuple[str, str, dict[str, Any]]|None = None,
     infect_asyncio: bool = False,
     proc_kwargs: dict[str, Any]|None = None,
     task_status: trio.TaskStatus[Portal] = trio.TASK_STATUS_IGNORED,
@@ -275,6 +278,10 @@ async def new_proc(
     '''
     Spawn one child with the current backend and supervise it for its
     whole life; runs as a task in the owning `ActorNursery`.
+
+    With `main_task=(ns, func, kwargs)` (a `run_in_actor` child) that task
+    is started before the portal is handed out, so a bad call fails the
+    spawn itself; its result is collected as soon as it arrives.
     '''
     actor = an._actor
     uid = subactor.aid.uid
@@ -297,12 +304,19 @@ async def new_proc(
             actor, subactor, bind_addrs, runtime_vars, parent_main_data,
         ))
         actor._actoruid2nursery[uid] = an
+        if main_task is not None:
+            ns, func, kwargs = main_task
+            portal._expect_result_ctx = await actor.start_remote_task(
+                portal.chan, ns, func, kwargs, portal=portal,
+            )
         task_status.started(portal)
 
-        await an._join_procs.wait()
-        if portal in an._cancel_after_result_on_exit:
-            await _collect_result(an, uid, portal, handle)
-        await soft_kill(handle, portal)
+        async with trio.open_nursery() as tn:
+            if main_task is not None:
+                tn.start_soon(_collect_result, an, uid, portal, handle)
+            # a daemon lives until cancelled; either kind is reaped as
+            # soon as it exits, whatever the nursery's body is doing
+            await soft_kill(handle, portal)
     finally:
         await hard_kill(handle, uid)
         if (

@@ -2,7 +2,8 @@
 Structured-concurrency helpers on top of trio.
 '''
 from ._eg import (
-    collapse_eg as collapse_eg_exc,
+    collapse_eg as collapse_eg,
+    collapse_exc as collapse_exc,
     get_collapsed_eg as get_collapsed_eg,
     is_multi_cancelled as is_multi_cancelled,
 )

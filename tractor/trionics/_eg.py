@@ -3,10 +3,13 @@ Exception-group helpers.
 '''
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
 import trio
 
 
-def collapse_eg(exc: BaseException) -> BaseException:
+def collapse_exc(exc: BaseException) -> BaseException:
     '''
     The single leaf of a group that (recursively) holds exactly one
     exception, else `exc` unchanged.
@@ -17,7 +20,7 @@ def collapse_eg(exc: BaseException) -> BaseException:
 
 
 def get_collapsed_eg(beg: BaseExceptionGroup) -> BaseException|None:
-    leaf = collapse_eg(beg)
+    leaf = collapse_exc(beg)
     return None if leaf is beg else leaf
 
 
@@ -32,3 +35,24 @@ def is_multi_cancelled(
     if matched is not None and rest is None:
         return matched
     return False
+
+
+@asynccontextmanager
+async def collapse_eg(
+    hide_tb: bool = True,
+    ignore: set[type[BaseException]] = frozenset(),
+    add_notes: bool = False,
+) -> AsyncIterator[None]:
+    '''
+    Raise the lone leaf of an exception group escaping the block instead of
+    the group (trio's strict nurseries wrap even a single error).
+    '''
+    try:
+        yield
+    except BaseExceptionGroup as beg:
+        leaf = collapse_exc(beg)
+        if leaf is beg or type(leaf) in ignore:
+            raise
+        if add_notes:
+            leaf.add_note('( ^^^ this exc was collapsed from a group ^^^ )')
+        raise leaf from leaf.__cause__
