@@ -186,7 +186,10 @@ class Actor:
         '''Import the parent's `__main__` (if shipped) and every enabled module.'''
         main_path = self._parent_main_data.get('init_main_from_path')
         main_name = self._parent_main_data.get('init_main_from_name')
-        if main_path or main_name:
+        # a backend that re-imports the parent's main itself (the
+        # multiprocessing spawn start method) leaves it as `__mp_main__`
+        replayed = getattr(sys.modules.get('__main__'), '__name__', None) == '__mp_main__'
+        if (main_path or main_name) and not replayed:
             _replay_parent_main(main_path, main_name)
         for modpath, filepath in self.enable_modules.items():
             if modpath in ('__main__', '__mp_main__'):
