@@ -12,7 +12,14 @@ from ._exceptions import (
     RemoteActorError as RemoteActorError,
     TransportClosed as TransportClosed,
 )
-from ._context import Context as Context
+from ._context import (
+    Context as Context,
+    context as context,
+)
+from ._streaming import (
+    MsgStream as MsgStream,
+    stream as stream,
+)
 from .ipc import Channel as Channel
 from .runtime._state import (
     RuntimeVars as RuntimeVars,

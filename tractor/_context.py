@@ -1,32 +1,61 @@
 '''
-`Context`: one side of an IPC dialog (one remote task), keyed by `cid`.
+`Context`: one side of an IPC dialog with a remote task, keyed by `cid`.
 
-The channel's message loop pushes every message addressed to the dialog
-into the context's feeder memory channel without blocking; the task that
-owns the dialog reads them from there.
+The channel's message loop hands every message addressed to the dialog to
+`Context._deliver_msg()`, which never blocks: payload messages go into the
+context's bounded feeder channel, and an `Error` is also recorded and
+cancels the context's scope so its owner wakes up wherever it is blocked.
+
+The parent side (`Portal.open_context()`) and the child side (the runtime
+running a `@context` function) share this class; `side` says which.
 '''
 from __future__ import annotations
 
+import inspect
+import warnings
+from collections import deque
+from contextlib import asynccontextmanager
 from typing import (
     Any,
+    AsyncIterator,
+    Callable,
     TYPE_CHECKING,
 )
 
-import msgspec
 import trio
 
+from tractor import log
+from tractor._streaming import MsgStream
 from tractor._exceptions import (
+    ContextCancelled,
+    MsgTypeError,
+    RemoteActorError,
+    StreamOverrun,
     TransportClosed,
     unpack_error,
 )
+from tractor.msg._codec import mk_dec
+from tractor.msg._ops import PldRx
 from tractor.msg.types import (
     Error,
-    PayloadMsg,
+    Return,
+    Started,
+    Stop,
+    Yield,
 )
+from tractor.runtime import _state
 
 if TYPE_CHECKING:
     from tractor.ipc import Channel
     from tractor.runtime._portal import Portal
+
+logger = log.get_logger()
+
+# overflow buffered for a side that allows overruns, beyond its feeder
+OVERFLOW_MAXLEN: int = 616
+# the parent drains at most this many stream items while waiting for the
+# final result after it has left its stream (the child may keep streaming)
+MAX_DRAINED_YIELDS: int = 6
 
 
 class Unresolved:
@@ -34,7 +63,7 @@ class Unresolved:
 
 
 class Context:
-    '''One side of a dialog with a remote task.'''
+    '''One side of a dialog with a remote task; made by the runtime.'''
 
     def __init__(
         self,
@@ -45,40 +74,187 @@ class Context:
         portal: Portal|None = None,
         msg_buffer_size: int = 2**6,
         nsf: str = '',
+        allow_overruns: bool = False,
     ) -> None:
         self.chan = chan
         self.cid = cid
         self.side = side
         self.portal = portal
         self._nsf = nsf
+        self._actor = _state.current_actor(err_on_no_runtime=False)
         self._send_chan, self._rx_chan = trio.open_memory_channel(msg_buffer_size)
+        self._pld_rx = PldRx()
         self._scope: trio.CancelScope|None = None
+        self._scope_nursery: trio.Nursery|None = None
         self._remote_error: BaseException|None = None
         self._local_error: BaseException|None = None
         self._result: Any = Unresolved
         self._cancel_called: bool = False
+        self._canceller: tuple[str, str]|None = None
+        self._cancel_msg: Any = None
         self._functype: str|None = None
         self._chan_lost: TransportClosed|None = None
+        self._started_called: bool = False
+        self._stream: MsgStream|None = None
+        self._stream_opened: bool = False
+        self._allow_overruns = allow_overruns
+        self._overflow: deque = deque(maxlen=OVERFLOW_MAXLEN)
+        self._overflow_pump: trio.Event|None = None
+        self._in_recv: bool = False
+        self._overrun_reported: bool = False
+        self._enter_debugger_on_cancel: bool = True
+        self.parent_task: trio.lowlevel.Task|None = None
 
+    # -- identity --
     @property
     def peer_side(self) -> str:
         return 'child' if self.side == 'parent' else 'parent'
 
     @property
+    def pld_rx(self) -> PldRx:
+        return self._pld_rx
+
+    @property
+    def dst_maddr(self) -> str:
+        return self.chan.maddr
+
+    def _own_uid(self) -> tuple[str, str]|None:
+        return self._actor.aid.uid if self._actor is not None else None
+
+    def __repr__(self) -> str:
+        return f'<Context {self.side} cid={self.cid[:8]} {self._nsf} {self.repr_state}>'
+
+    # -- state --
+    @property
     def cancel_called(self) -> bool:
         return self._cancel_called
 
     @property
+    def cancel_acked(self) -> bool:
+        err = self._remote_error
+        return (
+            self._cancel_called
+            and isinstance(err, ContextCancelled)
+            and err.canceller == self._own_uid()
+            and err.src_uid == (self.chan.aid.uid if self.chan.aid else None)
+        )
+
+    @property
+    def cancelled_caught(self) -> bool:
+        return bool(self._scope and self._scope.cancelled_caught)
+
+    @property
+    def canceller(self) -> tuple[str, str]|None:
+        '''Who cancelled this side: us (acked self-cancel), else the peer.'''
+        if self._is_self_cancel_ack(self._remote_error):
+            return self._own_uid()
+        if isinstance(self._remote_error, RemoteActorError):
+            return self._remote_error.src_uid
+        return self._canceller
+
+    @property
+    def maybe_error(self) -> BaseException|None:
+        if isinstance(self._remote_error, RemoteActorError):
+            return self._remote_error
+        return self._local_error or self._remote_error
+
+    @property
     def outcome(self) -> Any:
-        return self._remote_error or self._local_error or self._result
+        return self.maybe_error or self._result
+
+    @property
+    def has_outcome(self) -> bool:
+        return self.maybe_error is not None or self._result is not Unresolved
+
+    def _final_result_is_set(self) -> bool:
+        return self._result is not Unresolved
+
+    @property
+    def repr_state(self) -> str:
+        if self._final_result_is_set():
+            return 'result-returned'
+        err = self._remote_error
+        if isinstance(err, ContextCancelled):
+            if self._is_self_cancel_ack(err):
+                return 'self-cancelled'
+            return 'peer-cancelled' if err.canceller == err.src_uid else 'actor-cancelled'
+        if err is not None or self._local_error is not None:
+            return 'errored'
+        if self._stream is not None:
+            return 'streaming-finished' if self._stream.closed else 'streaming'
+        if self._started_called or self._stream_opened:
+            return 'started'
+        return 'pre-started' if self.side == 'child' else 'syncing-to-child'
+
+    def _is_self_cancel_ack(self, err: BaseException|None) -> bool:
+        return (
+            self._cancel_called
+            and isinstance(err, ContextCancelled)
+            and err.canceller == self._own_uid()
+        )
 
     # -- fed by the message loop (never blocks) --
     def _deliver_msg(self, msg: Any) -> bool:
+        '''
+        Queue `msg` for the dialog's owner. Returns False when the feeder
+        is full and this side does not allow overruns (the caller then
+        reports an overrun to the sender).
+        '''
+        if type(msg) is Error:
+            self._maybe_cancel_and_set_remote_error(unpack_error(msg, self.chan), msg)
         try:
             self._send_chan.send_nowait(msg)
             return True
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+        except trio.WouldBlock:
+            if type(msg) is Error or self._allow_overruns:
+                if len(self._overflow) < OVERFLOW_MAXLEN:
+                    self._overflow.append(msg)
+                    self._start_overflow_pump()
+                    return True
             return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return True
+
+    def _start_overflow_pump(self) -> None:
+        if self._overflow_pump is not None or self._scope_nursery is None:
+            return
+        self._overflow_pump = trio.Event()
+        self._scope_nursery.start_soon(self._pump_overflow)
+
+    async def _pump_overflow(self) -> None:
+        '''Feed buffered overflow into the feeder as the owner reads.'''
+        try:
+            while self._overflow:
+                try:
+                    await self._send_chan.send(self._overflow.popleft())
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    return
+        finally:
+            pump, self._overflow_pump = self._overflow_pump, None
+            if pump is not None:
+                pump.set()
+
+    def _maybe_cancel_and_set_remote_error(
+        self,
+        error: BaseException,
+        msg: Any = None,
+    ) -> None:
+        '''
+        Record a remote error and cancel our scope so the owning task wakes
+        up; an acknowledgement of our own cancel request only wakes the
+        owner when it is not already waiting on this dialog.
+        '''
+        if self._remote_error is None:
+            self._remote_error = error
+            self._cancel_msg = msg
+        if self._scope is None:
+            return
+        if self._is_self_cancel_ack(error) and self._in_recv:
+            return
+        if self._cancel_called and _is_overrun(error):
+            # caused by our own sends after we asked for cancellation
+            return
+        self._scope.cancel()
 
     def _on_chan_lost(self, err: TransportClosed) -> None:
         '''The channel died: end the feed so a reader wakes up.'''
@@ -87,28 +263,236 @@ class Context:
 
     # -- read by the owning task --
     async def _recv_msg(self) -> Any:
+        self._in_recv = True
         try:
             return await self._rx_chan.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             if self.chan._exc is not None:
-                self._remote_error = self.chan._exc
+                self._remote_error = self._remote_error or self.chan._exc
                 raise self.chan._exc from None
+            if self._remote_error is not None and self.side == 'parent':
+                raise self._remote_error from None
             peer = self.chan.aid.reprol() if self.chan.aid else '<unknown>'
             raise TransportClosed(
                 f'IPC channel to actor {peer} closed while waiting for '
                 f'`{self._nsf}` (cid {self.cid})',
                 src_exc=self._chan_lost,
             ) from self._chan_lost
+        finally:
+            self._in_recv = False
 
     def _raise_or_pld(self, msg: Any) -> Any:
-        '''The payload of a payload message; raise a boxed `Error`.'''
-        if isinstance(msg, Error):
-            self._remote_error = err = unpack_error(msg, self.chan)
+        '''The decoded payload of a payload message; raise a boxed `Error`.'''
+        if type(msg) is Error:
+            err = self._remote_error or unpack_error(msg, self.chan)
+            self._remote_error = self._remote_error or err
             raise err
-        if isinstance(msg, PayloadMsg):
-            pld = msg.pld
-            return msgspec.msgpack.decode(pld) if isinstance(pld, msgspec.Raw) else pld
-        return msg
+        try:
+            return self._pld_rx.decode_pld(msg)
+        except MsgTypeError as mte:
+            self._remote_error = self._remote_error or mte
+            raise
 
-    def __repr__(self) -> str:
-        return f'<Context {self.side} cid={self.cid} {self._nsf}>'
+    # -- parent side --
+    async def _wait_for_started(self) -> Any:
+        '''The value the child passed to `started()` (parent side).'''
+        msg = await self._recv_msg()
+        if type(msg) is Started:
+            return self._raise_or_pld(msg)
+        if type(msg) is Return:
+            # the child returned without calling `started()`
+            self._result = self._raise_or_pld(msg)
+            return None
+        self._raise_or_pld(msg)
+        raise TransportClosed(f'Expected `Started` from {self!r}, got {msg!r}')
+
+    async def wait_for_result(self, hide_tb: bool = True) -> Any:
+        '''
+        The child's final outcome: its return value, its boxed error
+        raised, or (for our own cancel request) the `ContextCancelled`
+        returned. Stream messages still in flight are discarded.
+        '''
+        if self.side != 'parent':
+            raise RuntimeError('Only the parent side can wait for the result')
+        if self._result is not Unresolved:
+            return self._result
+        drained = 0
+        while self._result is Unresolved:
+            err = self._remote_error
+            if err is not None:
+                if self._is_self_cancel_ack(err):
+                    return err
+                if not isinstance(err, MsgTypeError) or self._stream is None:
+                    raise err
+            try:
+                msg = self._rx_chan.receive_nowait() if err else await self._recv_msg()
+            except trio.WouldBlock:
+                raise err from None
+            except TransportClosed:
+                if self._remote_error is not None:
+                    continue
+                raise
+            msg_type = type(msg)
+            if msg_type is Return:
+                self._result = self._raise_or_pld(msg)
+            elif msg_type is Error:
+                try:
+                    self._raise_or_pld(msg)
+                except ContextCancelled as ctxc:
+                    if self._is_self_cancel_ack(ctxc):
+                        return ctxc
+                    raise
+            elif msg_type is Yield:
+                drained += 1
+                stream = self._stream
+                if stream is not None and (
+                    stream.closed or self._cancel_called or drained > MAX_DRAINED_YIELDS
+                ):
+                    # the child keeps streaming after we left: don't hang on it
+                    return Unresolved
+        return self._result
+
+    async def result(self, *args, **kwargs) -> Any:
+        logger.warning('`Context.result()` is deprecated; use `.wait_for_result()`')
+        return await self.wait_for_result(*args, **kwargs)
+
+    # -- both sides --
+    async def cancel(self, timeout: float = 0.616) -> None:
+        '''
+        Parent side: ask the peer to cancel the child task (bounded); the
+        local task is not cancelled. Child side: cancel our own task.
+        '''
+        self._cancel_called = True
+        if self.side == 'parent':
+            if self._remote_error is not None or self._result is not Unresolved:
+                return
+            await self._actor.cancel_remote_task(self, timeout=timeout)
+        else:
+            self._canceller = self._own_uid()
+            if self._scope is not None:
+                self._scope.cancel()
+
+    def maybe_raise(self, hide_tb: bool = True, **kwargs) -> None:
+        err = self._remote_error
+        if err is not None and not self._is_self_cancel_ack(err):
+            raise err
+
+    async def started(
+        self,
+        value: Any = None,
+        validate_pld_spec: bool = True,
+        strict_pld_parity: bool = False,
+        hide_tb: bool = True,
+    ) -> None:
+        '''Send the first value to the parent (child side, once).'''
+        if self.side != 'child':
+            raise RuntimeError('`Context.started()` is for the child side only')
+        if self._started_called:
+            raise RuntimeError(f'called `.started()` twice on {self!r}')
+        if validate_pld_spec:
+            roundtripped = self._pld_rx.validate_started(value)
+            if strict_pld_parity and roundtripped != value:
+                raise MsgTypeError(
+                    f'`Started` payload {value!r} does not survive the '
+                    f'round trip through its spec (got {roundtripped!r})',
+                    boxed_type=MsgTypeError,
+                )
+        self._started_called = True
+        await self.chan.send(Started(cid=self.cid, pld=value))
+
+    async def send_stop(self) -> None:
+        await self.chan.send(Stop(cid=self.cid))
+
+    async def send_yield(self, data: Any) -> None:
+        warnings.warn(
+            '`Context.send_yield()` is deprecated; use `MsgStream.send()`',
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        await self.chan.send(Yield(cid=self.cid, pld=data))
+
+    @asynccontextmanager
+    async def open_stream(
+        self,
+        allow_overruns: bool|None = False,
+        msg_buffer_size: int|None = None,
+    ) -> AsyncIterator[MsgStream]:
+        '''A bidirectional `MsgStream` over this dialog (one per context).'''
+        if self._cancel_called:
+            if self._remote_error is not None:
+                raise self._remote_error
+            raise RuntimeError('Stream opened after `Context.cancel()` called')
+        if self.side == 'child' and not self._started_called:
+            raise RuntimeError(
+                '`Context.started()` must be called before opening a stream'
+            )
+        if self._stream_opened:
+            raise RuntimeError(f'A stream was already opened on {self!r}; open a new context')
+        if self._send_chan._closed:
+            raise trio.ClosedResourceError(f'{self!r} feeder channel is closed')
+        self.maybe_raise()
+        if allow_overruns:
+            self._allow_overruns = True
+        if msg_buffer_size is not None:
+            self._send_chan._state.max_buffer_size = msg_buffer_size
+
+        self._stream_opened = True
+        stream = self._stream = MsgStream(self, self._rx_chan)
+        try:
+            async with stream:
+                yield stream
+        except trio.EndOfChannel:
+            pass
+
+
+def _is_overrun(err: BaseException) -> bool:
+    return isinstance(err, StreamOverrun) or (
+        isinstance(err, RemoteActorError) and err.boxed_type_str == 'StreamOverrun'
+    )
+
+
+def context(
+    func: Callable|None = None,
+    *,
+    pld_spec: Any = Any,
+    dec_hook: Callable|None = None,
+    enc_hook: Callable|None = None,
+) -> Callable:
+    '''
+    Mark an `async def` as a context endpoint: the runtime passes the
+    child-side `Context` in its parameter annotated `tractor.Context`.
+    '''
+    if func is None:
+        return lambda fn: context(
+            fn, pld_spec=pld_spec, dec_hook=dec_hook, enc_hook=enc_hook,
+        )
+    sig = inspect.signature(func, eval_str=True)
+    ctx_var_name = None
+    for name, param in sig.parameters.items():
+        annot = param.annotation
+        members = getattr(annot, '__args__', None) or (annot,)
+        if any(member is Context for member in members):
+            ctx_var_name = name
+            break
+    if ctx_var_name is None:
+        raise TypeError(
+            f'{func.__qualname__!r} must declare a parameter annotated '
+            '`ctx: tractor.Context` to be a `@tractor.context` endpoint'
+        )
+    func._tractor_context_meta = {
+        'ctx_var_name': ctx_var_name,
+        'pld_spec': pld_spec,
+        'enc_hook': enc_hook,
+        'dec_hook': dec_hook,
+        'sig': sig,
+    }
+    func._tractor_context_function = True
+    return func
+
+
+def _pld_dec_for(func: Callable) -> Any:
+    '''The payload decoder a `@context` function's spec asks for, if any.'''
+    meta = getattr(func, '_tractor_context_meta', None)
+    if not meta or (meta['pld_spec'] is Any and meta['dec_hook'] is None):
+        return None
+    return mk_dec(meta['pld_spec'], dec_hook=meta['dec_hook'])

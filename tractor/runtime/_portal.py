@@ -20,14 +20,19 @@ from tractor import log
 from tractor._context import (
     Context,
     Unresolved,
+    _pld_dec_for,
 )
+from tractor._streaming import MsgStream
 from tractor._exceptions import (
     ActorTooSlowError,
+    ContextCancelled,
     InternalError,
     NoResult,
     TransportClosed,
 )
 from tractor.ipc import Channel
+from tractor.msg._ops import _ctxvar_Context
+from tractor.trionics._eg import collapse_eg
 from tractor.msg.types import (
     CancelAck,
     Return,
@@ -64,6 +69,7 @@ class Portal:
         self._final_result: Any = Unresolved
         self._final_error: BaseException|None = None
         self._result_lock = trio.Lock()
+        self._streams: set[MsgStream] = set()
 
     @property
     def channel(self) -> Channel:
@@ -202,8 +208,131 @@ class Portal:
             )
         return False
 
+    # -- dialogs --
+    @asynccontextmanager
+    async def open_context(
+        self,
+        func: Callable,
+        allow_overruns: bool = False,
+        hide_tb: bool = True,
+        **kwargs,
+    ) -> AsyncIterator[tuple[Context, Any]]:
+        '''
+        Start the `@tractor.context` function `func(**kwargs)` in the peer
+        and yield `(ctx, first)`, `first` being what it passed to
+        `ctx.started()`. On exit: a clean block waits for the child's
+        result; an erroring one cancels the child and re-raises.
+        '''
+        if (
+            getattr(func, '_tractor_context_meta', None) is None
+            or not inspect.iscoroutinefunction(func)
+        ):
+            raise TypeError(
+                f'{func!r} must be an `async def` decorated with `@tractor.context`'
+            )
+        actor = self.actor
+        if self.chan.aid.uid == actor.aid.uid:
+            raise RuntimeError(
+                f'Invalid Operation: {actor!r} can not open a context with itself'
+            )
+        ctx = await actor.start_remote_task(
+            self.chan,
+            func.__module__,
+            func.__name__,
+            kwargs,
+            portal=self,
+            allow_overruns=allow_overruns,
+        )
+        key = (self.chan.aid.uid, ctx.cid)
+        if ctx._functype != 'context':
+            await actor.cancel_remote_task(ctx)
+            actor._contexts.pop(key, None)
+            raise TypeError(
+                f'{func.__name__!r} is not a `@tractor.context` function in the peer '
+                f'(it runs as {ctx._functype!r})'
+            )
+        dec = _pld_dec_for(func)
+        if dec is not None:
+            ctx._pld_rx._pld_dec = dec
+        ctx.parent_task = trio.lowlevel.current_task()
+        token = _ctxvar_Context.set(ctx)
+        try:
+            async with collapse_eg(), trio.open_nursery() as tn:
+                ctx._scope = tn.cancel_scope
+                ctx._scope_nursery = tn
+                first = await ctx._wait_for_started()
+                try:
+                    yield ctx, first
+                except ContextCancelled as ctxc:
+                    if not ctx._is_self_cancel_ack(ctxc):
+                        ctx._local_error = ctxc
+                        raise
+                except BaseException as err:
+                    ctx._local_error = err
+                    try:
+                        await ctx.cancel()
+                    except TransportClosed as tc:
+                        logger.runtime(f'Could not cancel {ctx!r}: {tc}')
+                    raise
+                else:
+                    if ctx.chan.connected() or ctx._remote_error is not None:
+                        try:
+                            await ctx.wait_for_result()
+                        except BaseException as err:
+                            ctx._local_error = ctx._local_error or err
+                            raise
+            if tn.cancel_scope.cancelled_caught:
+                # our scope was cancelled because the child's outcome arrived
+                ctx.maybe_raise()
+        finally:
+            _ctxvar_Context.reset(token)
+            ctx._send_chan.close()
+            actor._contexts.pop(key, None)
+
+    @asynccontextmanager
+    async def open_stream_from(
+        self,
+        async_gen_func: Callable,
+        **kwargs,
+    ) -> AsyncIterator[MsgStream]:
+        '''
+        Legacy one-way streaming: run an async generator (or `@stream`
+        function) in the peer and receive what it yields. Leaving the block
+        cancels the remote task.
+        '''
+        warnings.warn(
+            '`Portal.open_stream_from()` is deprecated; use '
+            '`Portal.open_context()` and `Context.open_stream()`',
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if not (
+            inspect.isasyncgenfunction(async_gen_func)
+            or getattr(async_gen_func, '_tractor_stream_function', False)
+        ):
+            raise TypeError(f'{async_gen_func!r} must be an async generator function')
+        actor = self.actor
+        ctx = await actor.start_remote_task(
+            self.chan,
+            async_gen_func.__module__,
+            async_gen_func.__name__,
+            kwargs,
+            portal=self,
+        )
+        stream = ctx._stream = MsgStream(ctx, ctx._rx_chan)
+        self._streams.add(stream)
+        try:
+            yield stream
+        finally:
+            self._streams.discard(stream)
+            with trio.CancelScope(shield=True):
+                await ctx.cancel()
+            actor._contexts.pop((self.chan.aid.uid, ctx.cid), None)
+
     async def aclose(self) -> None:
-        pass
+        '''Close the legacy streams opened through this portal.'''
+        for stream in list(self._streams):
+            await stream.aclose()
 
 
 class LocalPortal:

@@ -9,6 +9,7 @@ request becomes a task in the actor's service nursery.
 from __future__ import annotations
 
 import inspect
+from contextlib import aclosing
 from typing import (
     Any,
     Callable,
@@ -18,8 +19,12 @@ from typing import (
 import trio
 
 from tractor import log
-from tractor._context import Context
+from tractor._context import (
+    Context,
+    _pld_dec_for,
+)
 from tractor._exceptions import (
+    ContextCancelled,
     ModuleNotExposed,
     MsgTypeError,
     TransportClosed,
@@ -27,6 +32,11 @@ from tractor._exceptions import (
     unpack_error,
 )
 from tractor.ipc import Channel
+from tractor.msg._ops import _ctxvar_Context
+from tractor.trionics._eg import (
+    collapse_exc,
+    is_multi_cancelled,
+)
 from tractor.msg.types import (
     CancelAck,
     Error,
@@ -34,6 +44,7 @@ from tractor.msg.types import (
     Start,
     StartAck,
     Stop,
+    Yield,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +80,97 @@ async def _ship_error(
         logger.runtime(f'Could not ship {type(err).__name__} to {chan!r}: channel closed')
 
 
+def _functype(func: Callable) -> str:
+    '''How a target function talks to its caller.'''
+    if getattr(func, '_tractor_context_function', False):
+        return 'context'
+    if inspect.isasyncgenfunction(func):
+        return 'asyncgen'
+    if getattr(func, '_tractor_stream_function', False):
+        return 'stream'
+    if inspect.iscoroutinefunction(func):
+        return 'asyncfunc'
+    raise TypeError(
+        f'{getattr(func, "__qualname__", func)!r} is not an `async def` '
+        'function and can not be run remotely'
+    )
+
+
+def _ctxc_for(actor: Actor, ctx: Context) -> BaseException:
+    '''Why a context task's scope was cancelled, as the error to ship.'''
+    if ctx._remote_error is not None:
+        return ctx._remote_error
+    canceller = ctx._canceller or actor.aid.uid
+    if canceller == actor.aid.uid:
+        why = f'Actor {actor.name!r} cancelled itself ({ctx._nsf})'
+    else:
+        why = f'Cancelled by remote request from {canceller!r} ({ctx._nsf})'
+    return ContextCancelled(why, boxed_type=trio.Cancelled, canceller=canceller)
+
+
+async def _run_target(
+    ctx: Context,
+    func: Callable,
+    kind: str,
+    kwargs: dict[str, Any],
+) -> None:
+    '''Start the target, acknowledge it, and report its outcome by kind.'''
+    chan, cid = ctx.chan, ctx.cid
+    if kind == 'context':
+        meta = func._tractor_context_meta
+        kwargs = {**kwargs, meta['ctx_var_name']: ctx}
+        dec = _pld_dec_for(func)
+        if dec is not None:
+            ctx._pld_rx._pld_dec = dec
+    elif kind == 'stream':
+        params = inspect.signature(func).parameters
+        kwargs = {
+            **kwargs,
+            **{name: ctx for name in ('ctx', 'stream') if name in params},
+        }
+    target = func(**kwargs)
+    try:
+        await chan.send(StartAck(
+            cid=cid,
+            functype='asyncgen' if kind == 'stream' else kind,
+        ))
+    except TransportClosed:
+        logger.runtime(f'Caller of {ctx._nsf!r} is gone; running it anyway')
+
+    if kind == 'asyncgen':
+        try:
+            async with aclosing(target) as agen:
+                async for item in agen:
+                    await chan.send(Yield(cid=cid, pld=item))
+        finally:
+            with trio.CancelScope(shield=True):
+                await _send_quietly(chan, Stop(cid=cid))
+        return
+
+    token = _ctxvar_Context.set(ctx) if kind == 'context' else None
+    try:
+        result = await target
+    finally:
+        if token is not None:
+            _ctxvar_Context.reset(token)
+    if kind == 'stream':
+        await _send_quietly(chan, Stop(cid=cid))
+        return
+    try:
+        await chan.send(Return(cid=cid, pld=result))
+    except MsgTypeError as mte:
+        await _ship_error(ctx._actor, chan, mte, cid)
+    except TransportClosed:
+        logger.runtime(f'Caller of {ctx._nsf!r} is gone; result dropped')
+
+
+async def _send_quietly(chan: Channel, msg: Any) -> None:
+    try:
+        await chan.send(msg)
+    except TransportClosed:
+        pass
+
+
 async def _invoke(
     actor: Actor,
     cid: str,
@@ -79,37 +181,31 @@ async def _invoke(
 ) -> None:
     '''Run one requested function and send its outcome to the caller.'''
     ctx = task.ctx
+    kind = 'asyncfunc'
     try:
         with ctx._scope:
             try:
-                if not inspect.iscoroutinefunction(func):
-                    raise TypeError(
-                        f'{func.__qualname__!r} is not an `async def` function '
-                        'and can not be run remotely'
-                    )
-                coro = func(**kwargs)
-                try:
-                    await chan.send(StartAck(cid=cid, functype='asyncfunc'))
-                except TransportClosed:
-                    logger.runtime(f'Caller of {func.__name__!r} is gone; running it anyway')
-                result = await coro
-                try:
-                    await chan.send(Return(cid=cid, pld=result))
-                except MsgTypeError as mte:
-                    await _ship_error(actor, chan, mte, cid)
-                except TransportClosed:
-                    logger.runtime(f'Caller of {func.__name__!r} is gone; result dropped')
+                kind = _functype(func)
+                async with trio.open_nursery() as tn:
+                    ctx._scope_nursery = tn
+                    await _run_target(ctx, func, kind, kwargs)
             except trio.Cancelled:
                 raise
             except KeyboardInterrupt as kbi:
                 await _ship_error(actor, chan, kbi, cid)
                 raise
             except BaseException as err:
-                if isinstance(err, BaseExceptionGroup) and err.split(trio.Cancelled)[1] is None:
-                    raise
-                logger.runtime(f'RPC task {func.__name__!r} failed with {err!r}')
+                if isinstance(err, BaseExceptionGroup):
+                    if is_multi_cancelled(err):
+                        raise
+                    err = collapse_exc(err)
+                logger.runtime(f'RPC task {ctx._nsf!r} failed with {err!r}')
                 await _ship_error(actor, chan, err, cid)
+        if ctx._scope.cancelled_caught and kind == 'context':
+            # only context dialogs report cancellation to the caller
+            await _ship_error(actor, chan, _ctxc_for(actor, ctx), cid)
     finally:
+        actor._contexts.pop((chan.aid.uid, cid), None)
         actor._rpc_tasks.pop((chan, cid), None)
         if not actor._rpc_tasks:
             actor._ongoing_rpc_tasks.set()
@@ -175,10 +271,17 @@ async def _handle_start(
         await _ship_error(actor, chan, err, cid)
         return False
 
-    ctx = Context(chan, cid, side='child', nsf=f'{msg.ns}:{msg.func}')
+    ctx = Context(
+        chan,
+        cid,
+        side='child',
+        nsf=f'{msg.ns}:{msg.func}',
+        msg_buffer_size=actor.msg_buffer_size,
+    )
     ctx._scope = trio.CancelScope()
     task = RpcTask(ctx, func)
     actor._rpc_tasks[(chan, cid)] = task
+    actor._contexts[(chan.aid.uid, cid)] = ctx
     if actor._ongoing_rpc_tasks.is_set():
         actor._ongoing_rpc_tasks = trio.Event()
     actor._service_tn.start_soon(
@@ -186,6 +289,31 @@ async def _handle_start(
         name=msg.func,
     )
     return False
+
+
+async def _report_overrun(actor: Actor, chan: Channel, ctx: Context) -> None:
+    '''
+    Tell a sender that our side of a dialog overflowed (once per dialog);
+    the overflowing message was dropped.
+    '''
+    if ctx._overrun_reported:
+        return
+    ctx._overrun_reported = True
+    why = (
+        f'Stream overrun: {ctx!r} in actor {actor.name!r} received more than '
+        f'its buffer of {ctx._send_chan._state.max_buffer_size} messages '
+        'without reading them; pass `allow_overruns=True` to buffer instead'
+    )
+    await _send_quietly(chan, Error(
+        src_uid=actor.aid.uid,
+        src_type_str='StreamOverrun',
+        boxed_type_str='StreamOverrun',
+        relay_path=[actor.aid.uid],
+        message=why,
+        tb_str=why,
+        sender=chan.aid.uid,
+        cid=ctx.cid,
+    ))
 
 
 async def process_messages(
@@ -242,7 +370,7 @@ async def process_messages(
                                 f'{msg.cid} from {chan!r}'
                             )
                     elif not ctx._deliver_msg(msg):
-                        logger.warning(f'Dialog {ctx!r} is not accepting messages; dropped one')
+                        await _report_overrun(actor, chan, ctx)
         finally:
             lost = lost or TransportClosed(f'Message loop for {chan!r} ended')
             for ctx in list(contexts.values()):

@@ -280,6 +280,8 @@ class Actor:
         task = self._rpc_tasks.get((parent_chan, cid))
         if task is None:
             return True
+        if task.ctx._canceller is None and requesting_aid is not None:
+            task.ctx._canceller = requesting_aid.uid
         task.ctx._scope.cancel()
         await task.done.wait()
         return True
@@ -297,6 +299,8 @@ class Actor:
             )
         with trio.CancelScope(shield=True):
             for task in list(self._rpc_tasks.values()):
+                if task.ctx._canceller is None:
+                    task.ctx._canceller = self._cancel_called_by
                 task.ctx._scope.cancel()
             await self._ongoing_rpc_tasks.wait()
             if self.ipc_server is not None:

@@ -20,6 +20,7 @@ from tractor._exceptions import (
     InternalError,
     NoRuntime,
 )
+from tractor.msg import _ops
 from tractor.ipc._uds import (
     _DARWIN_TMPDIR as _DARWIN_TMPDIR,
     get_rt_dir as get_rt_dir,
@@ -56,10 +57,7 @@ _def_tpt_proto: str = 'tcp'
 _current_actor: Actor|None = None
 _last_actor_name: str|None = None
 
-_ctxvar_Context: ContextVar[Context|None] = ContextVar(
-    'ipc_context',
-    default=None,
-)
+_ctxvar_Context: ContextVar[Context|None] = _ops._ctxvar_Context
 
 
 def current_actor(err_on_no_runtime: bool = True) -> Actor|None:
