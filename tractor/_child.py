@@ -1,7 +1,8 @@
 '''
-The entry point of a spawned actor: `python -m tractor._child --uid ...
---parent_addr ...`. Builds the `Actor` and runs its runtime until the
-parent cancels it.
+The command-line entry of a spawned actor:
+`python -m tractor._child --uid ... --parent_addr ...` (the `trio`
+backend's child). Not imported by the package itself, so running it with
+`-m` stays clean.
 '''
 from __future__ import annotations
 
@@ -9,37 +10,7 @@ import argparse
 import ast
 from typing import Any
 
-import trio
-
-from tractor import log
-from tractor.runtime import _state
-from tractor.runtime._runtime import (
-    Actor,
-    async_main,
-)
-
-
-def _actor_child_main(
-    uid: tuple[str, str],
-    parent_addr: Any,
-    loglevel: str|None = None,
-    infect_asyncio: bool = False,
-    spawn_method: str = 'trio',
-) -> None:
-    '''Run a child actor in this process (or sub-interpreter) to completion.'''
-    name, uuid = uid
-    actor = Actor(name, uuid, loglevel=loglevel, spawn_method=spawn_method)
-    _state._set_current_actor(actor)
-    if loglevel:
-        log.get_console_log(loglevel)
-    if infect_asyncio:
-        raise RuntimeError('`infect_asyncio=True` is not supported yet')
-    try:
-        trio.run(async_main, actor, None, parent_addr)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        _state._set_current_actor(None)
+from tractor.spawn._entry import _actor_child_main
 
 
 def _parse_addr(text: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from ._multiaddr import parse_maddr
 from ._tcp import TCPAddress
 from ._uds import UDSAddress
 
@@ -51,7 +52,6 @@ def wrap_address(
     ):
         return get_address_cls(default_proto).get_root()
     if isinstance(addr, str) and addr.startswith('/'):
-        from tractor.ipc._multiaddr import parse_maddr
         return parse_maddr(addr)
     if isinstance(addr, (list, tuple)) and len(addr) == 2:
         first, second = addr
@@ -60,6 +60,14 @@ def wrap_address(
         if isinstance(second, str):
             return UDSAddress.from_addr(addr)
     raise TypeError(f'Can not wrap unknown address type: {addr!r}')
+
+
+def parse_endpoints(table: dict[str, list[Any]]) -> dict[str, list[Address]]:
+    '''Wrap every address of a `{name: [addr, ...]}` table.'''
+    return {
+        name: [wrap_address(addr) for addr in addrs]
+        for name, addrs in table.items()
+    }
 
 
 def mk_uuid() -> str:

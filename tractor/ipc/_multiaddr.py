@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
-
 from ._tcp import TCPAddress
 from ._uds import UDSAddress
 
@@ -35,10 +33,3 @@ def parse_maddr(maddr: str) -> TCPAddress|UDSAddress:
         return UDSAddress.from_addr(Path('/', *parts[1:]))
     raise ValueError(f'Unsupported multiaddr {maddr!r}')
 
-
-def parse_endpoints(table: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    from ._addr import wrap_address
-    return {
-        name: [wrap_address(addr) for addr in addrs]
-        for name, addrs in table.items()
-    }

@@ -277,10 +277,13 @@ class Portal:
                 else:
                     if ctx.chan.connected() or ctx._remote_error is not None:
                         try:
-                            await ctx.wait_for_result()
+                            outcome = await ctx.wait_for_result()
                         except BaseException as err:
                             ctx._local_error = ctx._local_error or err
                             raise
+                        if outcome is Unresolved:
+                            # the child kept streaming after we left: end it
+                            await ctx.cancel()
             if tn.cancel_scope.cancelled_caught:
                 # our scope was cancelled because the child's outcome arrived
                 ctx.maybe_raise()

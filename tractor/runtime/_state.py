@@ -16,6 +16,7 @@ from typing import (
 
 import msgspec
 
+from tractor import log
 from tractor._exceptions import (
     InternalError,
     NoRuntime,
@@ -117,3 +118,16 @@ def current_ipc_ctx(error_on_not_set: bool = False) -> Context|None:
     if ctx is None and error_on_not_set:
         raise InternalError('No IPC context is set for this task')
     return ctx
+
+
+def _current_actor_name() -> str|None:
+    return _current_actor.name if _current_actor is not None else None
+
+
+def _current_actor_uid() -> tuple[str, str]|None:
+    return _current_actor.aid.uid if _current_actor is not None else None
+
+
+# log records name their actor through these (the log layer can't import us)
+log._actor_name_getter = _current_actor_name
+log._actor_uid_getter = _current_actor_uid

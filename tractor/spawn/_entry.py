@@ -1,0 +1,40 @@
+'''
+The child side of spawning: what runs in a new actor (process or
+sub-interpreter) to build its `Actor` and run the runtime until its parent
+cancels it. Every backend ends up here.
+'''
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from tractor import log
+from tractor.runtime import _state
+from tractor.runtime._runtime import (
+    Actor,
+    async_main,
+)
+
+
+def _actor_child_main(
+    uid: tuple[str, str],
+    parent_addr: Any,
+    loglevel: str|None = None,
+    infect_asyncio: bool = False,
+    spawn_method: str = 'trio',
+) -> None:
+    '''Run a child actor in this process (or sub-interpreter) to completion.'''
+    name, uuid = uid
+    actor = Actor(name, uuid, loglevel=loglevel, spawn_method=spawn_method)
+    _state._set_current_actor(actor)
+    if loglevel:
+        log.get_console_log(loglevel)
+    if infect_asyncio:
+        raise RuntimeError('`infect_asyncio=True` is not supported yet')
+    try:
+        trio.run(async_main, actor, None, parent_addr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _state._set_current_actor(None)
