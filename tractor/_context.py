@@ -98,7 +98,9 @@ class Context:
         self._stream: MsgStream|None = None
         self._stream_opened: bool = False
         self._allow_overruns = allow_overruns
-        self._overflow: deque = deque(maxlen=OVERFLOW_MAXLEN)
+        # beyond a full feeder: the stream items of a side allowing
+        # overruns (up to OVERFLOW_MAXLEN) and any control message
+        self._overflow: deque = deque()
         self._overflow_pump: trio.Event|None = None
         self._in_recv: bool = False
         self._overrun_reported: bool = False
@@ -203,10 +205,18 @@ class Context:
         if type(msg) is Error:
             self._maybe_cancel_and_set_remote_error(unpack_error(msg, self.chan), msg)
         try:
+            if self._overflow:
+                # keep the order: queue behind what is already waiting
+                raise trio.WouldBlock
             self._send_chan.send_nowait(msg)
             return True
         except trio.WouldBlock:
-            if type(msg) is Error or self._allow_overruns:
+            if type(msg) is not Yield:
+                # control messages (Stop, Return, Error) are never dropped
+                self._overflow.append(msg)
+                self._start_overflow_pump()
+                return True
+            if self._allow_overruns:
                 if len(self._overflow) < OVERFLOW_MAXLEN:
                     self._overflow.append(msg)
                     self._start_overflow_pump()
@@ -214,6 +224,20 @@ class Context:
             return False
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             return True
+
+    async def _deliver_blocking(self, msg: Any) -> None:
+        '''
+        Backpressure for a side that allows overruns once its bounded
+        overflow is full too: the channel's loop waits for the owner to
+        catch up, keeping the order, instead of dropping or failing.
+        '''
+        pump = self._overflow_pump
+        if pump is not None:
+            await pump.wait()
+        try:
+            await self._send_chan.send(msg)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
 
     def _start_overflow_pump(self) -> None:
         if self._overflow_pump is not None or self._scope_nursery is None:
@@ -263,6 +287,14 @@ class Context:
 
     # -- read by the owning task --
     async def _recv_msg(self) -> Any:
+        if self._overflow and self._overflow_pump is None:
+            # no pump task (no nursery for this side): refill inline
+            while self._overflow:
+                try:
+                    self._send_chan.send_nowait(self._overflow[0])
+                except (trio.WouldBlock, trio.ClosedResourceError):
+                    break
+                self._overflow.popleft()
         self._in_recv = True
         try:
             return await self._rx_chan.receive()
@@ -362,12 +394,14 @@ class Context:
         Parent side: ask the peer to cancel the child task (bounded); the
         local task is not cancelled. Child side: cancel our own task.
         '''
-        self._cancel_called = True
         if self.side == 'parent':
             if self._remote_error is not None or self._result is not Unresolved:
+                # the child already ended: nothing to ask for
                 return
+            self._cancel_called = True
             await self._actor.cancel_remote_task(self, timeout=timeout)
         else:
+            self._cancel_called = True
             self._canceller = self._own_uid()
             if self._scope is not None:
                 self._scope.cancel()

@@ -186,8 +186,12 @@ async def _invoke(
         with ctx._scope:
             try:
                 kind = _functype(func)
-                async with trio.open_nursery() as tn:
-                    ctx._scope_nursery = tn
+                if kind == 'context':
+                    # a dialog may need a background task (overflow pump)
+                    async with trio.open_nursery() as tn:
+                        ctx._scope_nursery = tn
+                        await _run_target(ctx, func, kind, kwargs)
+                else:
                     await _run_target(ctx, func, kind, kwargs)
             except trio.Cancelled:
                 raise
@@ -370,7 +374,14 @@ async def process_messages(
                                 f'{msg.cid} from {chan!r}'
                             )
                     elif not ctx._deliver_msg(msg):
-                        await _report_overrun(actor, chan, ctx)
+                        if ctx._allow_overruns:
+                            await ctx._deliver_blocking(msg)
+                        else:
+                            await _report_overrun(actor, chan, ctx)
+                    elif ctx._send_chan._state.data:
+                        # its reader lags: let it run before we deliver the
+                        # next message of a burst (no wait, one scheduler pass)
+                        await trio.lowlevel.cancel_shielded_checkpoint()
         finally:
             lost = lost or TransportClosed(f'Message loop for {chan!r} ended')
             for ctx in list(contexts.values()):

@@ -221,6 +221,7 @@ class Actor:
             portal=portal,
             msg_buffer_size=msg_buffer_size or self.msg_buffer_size,
             nsf=f'{ns}:{func}',
+            allow_overruns=allow_overruns,
         )
         key = (chan.aid.uid, cid)
         self._contexts[key] = ctx
