@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import warnings
 from contextlib import asynccontextmanager
 from typing import (
     Any,
@@ -31,6 +30,7 @@ from tractor.runtime import (
     _state,
     _supervise,
 )
+from tractor.runtime._supervise import merge_module_paths
 from tractor.runtime._runtime import (
     Actor,
     async_main,
@@ -108,14 +108,7 @@ async def open_root_actor(
             f'yet), got {enable_transports!r}'
         )
 
-    modules = list(enable_modules or [])
-    if rpc_module_paths:
-        warnings.warn(
-            '`rpc_module_paths` is deprecated; use `enable_modules`',
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        modules.extend(rpc_module_paths)
+    modules = merge_module_paths(enable_modules, rpc_module_paths)
 
     env_level = os.environ.get('TRACTOR_LOGLEVEL')
     if env_level and loglevel and env_level.upper() != loglevel.upper():

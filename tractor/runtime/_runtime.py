@@ -6,6 +6,7 @@ the runtime every actor runs from boot to teardown.
 from __future__ import annotations
 
 import os
+import runpy
 import sys
 import uuid
 import warnings
@@ -394,7 +395,6 @@ def _replay_parent_main(main_path: str|None, main_name: str|None) -> None:
     `__main__`, the way multiprocessing's spawn start method does.
     '''
     if main_name:
-        import runpy
         namespace = runpy.run_module(main_name, run_name='__mp_main__', alter_sys=False)
         module = type(sys)('__mp_main__')
         module.__dict__.update(namespace)

@@ -36,11 +36,29 @@ _shutdown_msg: str = 'Actor-runtime-shutdown'
 # bound on the graceful phase of `ActorNursery.cancel()`; children that
 # have not acknowledged by then are terminated
 CANCEL_PHASE_TIMEOUT: float = 3.0
+# how long a terminated child gets before it is killed
+KILL_GRACE: float = 1.6
 
 # installed by `tractor.spawn` and `tractor._root`
 _spawner: Callable|None = None
 _root_opener: Callable|None = None
 _main_data_for: Callable[[dict[str, str]], dict[str, str]]|None = None
+
+
+def merge_module_paths(
+    enable_modules: list[str]|None,
+    rpc_module_paths: list[str]|None,
+) -> list[str]:
+    '''`enable_modules` plus the deprecated `rpc_module_paths` (warns).'''
+    modules = list(enable_modules or [])
+    if rpc_module_paths:
+        warnings.warn(
+            '`rpc_module_paths` is deprecated; use `enable_modules`',
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        modules.extend(rpc_module_paths)
+    return modules
 
 
 class ActorNursery:
@@ -102,14 +120,7 @@ class ActorNursery:
         Spawn a daemon child actor that serves RPC until cancelled; returns
         its portal once it connected back and received its spawn spec.
         '''
-        modules = list(enable_modules or [])
-        if rpc_module_paths:
-            warnings.warn(
-                '`rpc_module_paths` is deprecated; use `enable_modules`',
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            modules.extend(rpc_module_paths)
+        modules = merge_module_paths(enable_modules, rpc_module_paths)
         enabled = {mod: module_file(mod) for mod in modules}
         for main_name in ('__main__', '__mp_main__'):
             if main_name in enabled:
@@ -218,24 +229,31 @@ class ActorNursery:
         self._cancel_called = True
         with trio.CancelScope(shield=True):
             children = dict(self._children)
+            terminated: dict[tuple[str, str], Any] = {}
             with trio.move_on_after(CANCEL_PHASE_TIMEOUT) as phase:
                 async with trio.open_nursery() as tn:
                     for uid, (_sub, handle, portal) in children.items():
                         if hard_kill:
                             handle.terminate()
+                            terminated[uid] = handle
                             continue
-                        tn.start_soon(self._cancel_child, uid, handle, portal)
+                        tn.start_soon(
+                            self._cancel_child, uid, handle, portal, terminated,
+                        )
             if phase.cancelled_caught:
                 for uid, (_sub, handle, _portal) in children.items():
                     if handle.alive():
                         logger.warning(f'Actor {uid!r} did not cancel in time; terminating')
                         handle.terminate()
+                        terminated[uid] = handle
+            await _kill_if_still_alive(terminated)
 
     async def _cancel_child(
         self,
         uid: tuple[str, str],
         handle: Any,
         portal: Portal|None,
+        terminated: dict[tuple[str, str], Any],
     ) -> None:
         if portal is None:
             event = self._portal_events.get(uid)
@@ -246,13 +264,39 @@ class ActorNursery:
             if portal is None:
                 return
         try:
-            await portal.cancel_actor(raise_on_timeout=True)
+            acked = await portal.cancel_actor(raise_on_timeout=True)
         except ActorTooSlowError:
             logger.warning(f'Actor {uid!r} did not acknowledge cancel; terminating')
             handle.terminate()
+            terminated[uid] = handle
+            return
+        if not acked:
+            # its channel is gone, so the request never reached it: one
+            # that does not exit by itself would keep the nursery open
+            with trio.move_on_after(portal.cancel_timeout):
+                await handle.wait()
+            if handle.alive():
+                logger.warning(f'Actor {uid!r} is unreachable over IPC; terminating')
+                handle.terminate()
+                terminated[uid] = handle
 
     def __repr__(self) -> str:
         return f'<ActorNursery of {self._actor.name!r} children={len(self._children)}>'
+
+
+async def _kill_if_still_alive(terminated: dict[tuple[str, str], Any]) -> None:
+    '''
+    The last rung of the teardown ladder: a child that survives being
+    terminated (e.g. ignores SIGTERM while blocked) would otherwise keep
+    its nursery open forever. Polls, since its spawn task waits on it too.
+    '''
+    with trio.move_on_after(KILL_GRACE):
+        while any(handle.alive() for handle in terminated.values()):
+            await trio.sleep(0.05)
+    for uid, handle in terminated.items():
+        if handle.alive():
+            logger.warning(f'Actor {uid!r} survived terminate(); killing it')
+            handle.kill()
 
 
 def _raise_errors(errors: dict[tuple[str, str], BaseException]) -> None:
