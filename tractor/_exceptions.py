@@ -418,17 +418,6 @@ def unpack_error(
     )
 
 
-def is_multi_cancelled(
-    exc: BaseException,
-) -> bool:
-    '''True for a `trio.Cancelled` or a group made only of them.'''
-    if isinstance(exc, trio.Cancelled):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.split(trio.Cancelled)[1] is None
-    return False
-
-
 def _mk_send_mte(
     msg: Any,
     codec: Any,

@@ -16,10 +16,7 @@ from typing import (
 import trio
 
 from tractor import log
-from tractor._exceptions import (
-    RuntimeFailure,
-    is_multi_cancelled,
-)
+from tractor._exceptions import RuntimeFailure
 from tractor.discovery._api import _probe_registry_addrs
 from tractor.discovery._registry import Registrar
 from tractor.ipc._addr import (
@@ -36,7 +33,10 @@ from tractor.runtime._runtime import (
     async_main,
 )
 from tractor.spawn import _spawn
-from tractor.trionics._eg import collapse_eg
+from tractor.trionics._eg import (
+    collapse_eg,
+    is_multi_cancelled,
+)
 
 logger = log.get_logger()
 
@@ -44,7 +44,7 @@ _DEBUG_CAPABLE_BACKENDS: frozenset[str] = frozenset({'trio'})
 
 
 def _not_only_cancelled(err: BaseException) -> bool:
-    return not is_multi_cancelled(err)
+    return not (isinstance(err, trio.Cancelled) or is_multi_cancelled(err))
 
 
 def _bind_addrs_for(

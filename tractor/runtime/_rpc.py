@@ -117,6 +117,7 @@ async def _run_target(
     '''Start the target, acknowledge it, and report its outcome by kind.'''
     chan, cid = ctx.chan, ctx.cid
     if kind == 'context':
+        ctx.parent_task = trio.lowlevel.current_task()
         meta = func._tractor_context_meta
         kwargs = {**kwargs, meta['ctx_var_name']: ctx}
         dec = _pld_dec_for(func)
