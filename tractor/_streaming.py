@@ -182,12 +182,13 @@ def stream(func: Callable) -> Callable:
             f'{func.__name__} must be `ctx: tractor.Context` '
             '(or declare a `stream` parameter) to be a `@tractor.stream` function'
         )
-    if 'ctx' in params and 'stream' not in params:
-        warnings.warn(
-            '`@tractor.stream decorated funcs should declare `stream` instead '
-            'of `ctx`; better, use `@tractor.context`',
-            DeprecationWarning,
-            stacklevel=2,
-        )
+    warnings.warn(
+        '`@tractor.stream decorated funcs are deprecated: use `@tractor.context` '
+        'with `Context.open_stream()`'
+        + (' (and name the param `stream`, not `ctx`)'
+           if 'ctx' in params and 'stream' not in params else ''),
+        DeprecationWarning,
+        stacklevel=2,
+    )
     func._tractor_stream_function = True
     return func
