@@ -25,7 +25,10 @@ from typing import (
 import trio
 
 from tractor import log
-from tractor._streaming import MsgStream
+from tractor._streaming import (
+    MsgStream,
+    OverrunGap,
+)
 from tractor._exceptions import (
     ContextCancelled,
     MsgTypeError,
@@ -102,7 +105,6 @@ class Context:
         # overruns (up to OVERFLOW_MAXLEN) and any control message
         self._overflow: deque = deque()
         self._overflow_pump: trio.Event|None = None
-        self._in_recv: bool = False
         self._overrun_reported: bool = False
         self._enter_debugger_on_cancel: bool = True
         self.parent_task: trio.lowlevel.Task|None = None
@@ -239,6 +241,11 @@ class Context:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
+    def _mark_overrun_gap(self, why: str) -> None:
+        '''Queue, behind what was kept, the point where items were dropped.'''
+        self._overflow.append(OverrunGap(why))
+        self._start_overflow_pump()
+
     def _start_overflow_pump(self) -> None:
         if self._overflow_pump is not None or self._scope_nursery is None:
             return
@@ -265,15 +272,17 @@ class Context:
     ) -> None:
         '''
         Record a remote error and cancel our scope so the owning task wakes
-        up; an acknowledgement of our own cancel request only wakes the
-        owner when it is not already waiting on this dialog.
+        up wherever it is blocked, unless a task is parked reading this
+        dialog (then the error is handed to it and raised there).
         '''
         if self._remote_error is None:
             self._remote_error = error
             self._cancel_msg = msg
         if self._scope is None:
             return
-        if self._is_self_cancel_ack(error) and self._in_recv:
+        if self._send_chan.statistics().tasks_waiting_receive and not self._overflow:
+            # a task is parked reading this dialog: the error is handed
+            # straight to it and raised right there
             return
         if self._cancel_called and _is_overrun(error):
             # caused by our own sends after we asked for cancellation
@@ -295,7 +304,6 @@ class Context:
                 except (trio.WouldBlock, trio.ClosedResourceError):
                     break
                 self._overflow.popleft()
-        self._in_recv = True
         try:
             return await self._rx_chan.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
@@ -310,8 +318,6 @@ class Context:
                 f'`{self._nsf}` (cid {self.cid})',
                 src_exc=self._chan_lost,
             ) from self._chan_lost
-        finally:
-            self._in_recv = False
 
     def _raise_or_pld(self, msg: Any) -> Any:
         '''The decoded payload of a payload message; raise a boxed `Error`.'''

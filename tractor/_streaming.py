@@ -21,6 +21,7 @@ import trio
 from tractor import log
 from tractor._exceptions import (
     MessagingError,
+    StreamOverrun,
     TransportClosed,
 )
 from tractor.msg.types import (
@@ -36,6 +37,17 @@ from tractor.trionics._broadcast import (
 
 if TYPE_CHECKING:
     from tractor._context import Context
+
+
+class OverrunGap:
+    '''
+    Queued where stream items were dropped because this side's buffer
+    overflowed; the reader gets a `StreamOverrun` at that point.
+    '''
+    __slots__ = ('why',)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
 
 logger = log.get_logger()
 
@@ -89,6 +101,8 @@ class MsgStream(trio.abc.Channel):
             self._eoc = trio.EndOfChannel('the peer returned its final result')
         elif msg_type is Error:
             ctx._raise_or_pld(msg)
+        elif msg_type is OverrunGap:
+            raise StreamOverrun(msg.why, boxed_type=StreamOverrun)
         else:
             raise MessagingError(f'Unexpected {msg_type.__name__} in {self!r}: {msg!r}')
         raise self._eoc

@@ -139,13 +139,17 @@ async def _run_target(
         logger.runtime(f'Caller of {ctx._nsf!r} is gone; running it anyway')
 
     if kind == 'asyncgen':
+        # `Stop` once exhausted or cancelled; a failure ships an `Error`
+        # instead, so the consumer can not mistake it for a clean end
         try:
             async with aclosing(target) as agen:
                 async for item in agen:
                     await chan.send(Yield(cid=cid, pld=item))
-        finally:
+        except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 await _send_quietly(chan, Stop(cid=cid))
+            raise
+        await _send_quietly(chan, Stop(cid=cid))
         return
 
     token = _ctxvar_Context.set(ctx) if kind == 'context' else None
@@ -309,6 +313,9 @@ async def _report_overrun(actor: Actor, chan: Channel, ctx: Context) -> None:
         f'its buffer of {ctx._send_chan._state.max_buffer_size} messages '
         'without reading them; pass `allow_overruns=True` to buffer instead'
     )
+    # our own reader must learn about the gap too, or it would see a clean
+    # but truncated stream once the sender has finished
+    ctx._mark_overrun_gap(why)
     await _send_quietly(chan, Error(
         src_uid=actor.aid.uid,
         src_type_str='StreamOverrun',
