@@ -1,5 +1,4 @@
 '''
-Developer experience tooling: the multi-process debugger (tree-wide
-tty lock + `pdbp` REPLs), crash handlers and diagnostics.
-
+Developer tooling. The tree-wide debugger (`pause()`, crash REPLs) is not
+built yet; `debug.BoxedMaybeException` is what exists so far.
 '''
