@@ -260,6 +260,9 @@ class Portal:
             async with collapse_eg(), trio.open_nursery() as tn:
                 ctx._scope = tn.cancel_scope
                 ctx._scope_nursery = tn
+                if ctx._remote_error is not None:
+                    # it arrived before there was a scope to cancel
+                    ctx._maybe_cancel_and_set_remote_error(ctx._remote_error)
                 first = await ctx._wait_for_started()
                 try:
                     yield ctx, first
