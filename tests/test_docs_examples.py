@@ -44,6 +44,33 @@ EXPECTED_STDOUT: dict[str, str | tuple[str, ...]] = {
         'grace heard: "hello, I\'m ada"',
     ),
     'parallelism/single_func.py': 'same answer from two processes',
+    'rpc_bidir_streaming.py': (
+        "child started with: 'hello from ponger'",
+        'the parent closed the stream after 10 rounds',
+    ),
+    'asynchronous_generators.py': 'first 20 fibonacci numbers: [0, 1, 1,',
+    'multiple_streams_one_portal.py': 'both streams got the same 50 values',
+    'full_fledged_streaming_service.py': (
+        'received the full sequence of 1000 values in order',
+        'aggregator cancelled: True',
+    ),
+    'nested_actor_tree.py': (
+        "supervisor spawned: ['leaf_0', 'leaf_1', 'leaf_2']",
+        'tree result: 14',
+    ),
+    'streaming_broadcast_fanout.py': 'all 3 subscribers saw all 30 ticks',
+    'typed_payloads.py': (
+        'child: bad `started()` value rejected locally',
+        'typed dialog done, last point: Point(x=-3.0, y=-6.0)',
+    ),
+    'uds_transport_actor_tree.py': (
+        'transport: uds',
+        'uds actor tree done',
+    ),
+    'parallelism/we_are_processes.py': (
+        'worker processes running',
+        'whole tree cancelled, no processes left behind',
+    ),
 }
 
 
