@@ -25,6 +25,19 @@ _DARWIN_TMPDIR: str = '/tmp'
 _MAX_SOCKPATH: int = 108 if sys.platform.startswith('linux') else 104
 
 
+def _interp_suffix() -> str:
+    '''
+    `.<id>` in a sub-interpreter: actors there share the process' pid,
+    and two of the same name must not share a socket path.
+    '''
+    try:
+        import _interpreters
+        iid = int(_interpreters.get_current()[0])
+    except Exception:
+        return ''
+    return f'.{iid}' if iid else ''
+
+
 def _ensure_private_dir(path: Path, label: str) -> None:
     '''Create `path` with mode 0700, or check that it is ours and private.'''
     try:
@@ -142,7 +155,7 @@ class UDSAddress(
         pid = os.getpid()
         if name is None:
             name = f'no_runtime_root.{secrets.token_hex(4)}'
-        filename = f'{name}@{pid}.sock'
+        filename = f'{name}@{pid}{_interp_suffix()}.sock'
         unsafe = (
             '\0' in name
             or '/' in name
@@ -151,7 +164,7 @@ class UDSAddress(
         )
         if unsafe or len(str(bindspace / filename)) >= _MAX_SOCKPATH:
             digest = hashlib.blake2s(name.encode(), digest_size=16).hexdigest()
-            filename = f'actor.{digest}@{pid}.sock'
+            filename = f'actor.{digest}@{pid}{_interp_suffix()}.sock'
             if len(str(bindspace / filename)) >= _MAX_SOCKPATH:
                 raise ValueError(
                     f'UDS path too long for {bindspace}: even the digest '

@@ -36,8 +36,6 @@ _shutdown_msg: str = 'Actor-runtime-shutdown'
 # bound on the graceful phase of `ActorNursery.cancel()`; children that
 # have not acknowledged by then are terminated
 CANCEL_PHASE_TIMEOUT: float = 3.0
-# how long a terminated child gets before it is killed
-KILL_GRACE: float = 1.6
 
 # installed by `tractor.spawn` and `tractor._root`
 _spawner: Callable|None = None
@@ -290,7 +288,9 @@ async def _kill_if_still_alive(terminated: dict[tuple[str, str], Any]) -> None:
     terminated (e.g. ignores SIGTERM while blocked) would otherwise keep
     its nursery open forever. Polls, since its spawn task waits on it too.
     '''
-    with trio.move_on_after(KILL_GRACE):
+    # each handle says how long its kind needs to die after terminate()
+    grace = max((handle.reap_grace for handle in terminated.values()), default=0)
+    with trio.move_on_after(grace):
         while any(handle.alive() for handle in terminated.values()):
             await trio.sleep(0.05)
     for uid, handle in terminated.items():

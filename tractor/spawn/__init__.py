@@ -4,8 +4,19 @@ backend, each registered in `_spawn._methods` under its key.
 '''
 from . import _spawn
 from ._trio import trio_proc
+from ._mp import (
+    mp_forkserver_proc,
+    mp_spawn_proc,
+)
+from . import _subint
 
 _spawn.register_backend('trio', trio_proc)
+_spawn.register_backend('mp_spawn', mp_spawn_proc)
+_spawn.register_backend('mp_forkserver', mp_forkserver_proc)
+if _subint.UNAVAILABLE:
+    _spawn.mark_unavailable('subint', _subint.UNAVAILABLE)
+else:
+    _spawn.register_backend('subint', _subint.subint_proc)
 
 # the actor nursery (runtime layer) spawns through us without importing us
 from tractor.runtime import _supervise  # noqa: E402

@@ -60,6 +60,9 @@ class ChildHandle:
     supervision core needs. Subclasses implement each for their kind.
     '''
     pid: int|None = None
+    # how long `hard_kill` waits after each escalation step; a backend
+    # whose steps act faster than a process exit may use less
+    reap_grace: float = REAP_GRACE
 
     async def wait(self) -> None:
         '''Block until the child has exited.'''
@@ -204,12 +207,15 @@ async def soft_kill(
 async def hard_kill(
     handle: ChildHandle,
     uid: tuple[str, str],
-    grace: float = REAP_GRACE,
+    grace: float|None = None,
 ) -> None:
     '''
-    Make sure the child is gone: give it `grace` seconds, then terminate,
-    then kill. Always shielded; every step bounded.
+    Make sure the child is gone: give it `grace` seconds (default: the
+    handle's `reap_grace`), then terminate, then kill. Always shielded;
+    every step bounded.
     '''
+    if grace is None:
+        grace = handle.reap_grace
     with trio.CancelScope(shield=True):
         if handle.alive():
             with trio.move_on_after(grace):

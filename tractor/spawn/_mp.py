@@ -1,0 +1,288 @@
+'''
+The `multiprocessing` backends: `mp_spawn` (a fresh interpreter per
+actor) and `mp_forkserver` (a fork of a long-lived server process that
+already imported tractor and has never run trio).
+
+Either way the child runs `_mp_child_main()`, which boots the very same
+runtime as the `trio` backend's `python -m tractor._child` (same
+connect-back handshake, same `SpawnSpec`). The parent's `__main__` is
+re-imported as `__mp_main__` by multiprocessing itself, which the
+runtime detects and does not replay a second time.
+'''
+from __future__ import annotations
+
+import atexit
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from multiprocessing import (
+    forkserver as _mp_forkserver,
+    resource_tracker as _mp_resource_tracker,
+    util as _mp_util,
+)
+from typing import Any
+
+import trio
+
+from tractor import log
+from ._entry import _actor_child_main
+
+from . import _spawn
+from ._spawn import (
+    ChildHandle,
+    SpawnArgs,
+)
+from ._trio import describe_returncode
+
+logger = log.get_logger()
+
+# imported once by the forkserver so each fork starts warm; `__main__`
+# first, as the stdlib default does, so children skip re-importing it
+FORKSERVER_PRELOAD: list[str] = [
+    '__main__',
+    'trio',
+    'msgspec',
+    'tractor',
+    'tractor.spawn._entry',
+    'tractor.spawn._mp',
+]
+
+# Nested actors send their spawn requests to the forkserver of the root
+# process instead of starting one each (see `ai/mp-backends.md`). Read in
+# the process that spawns; `False` only exists to measure the other way.
+SHARE_FORKSERVER: bool = True
+
+# bound on waiting for the forkserver to exit at interpreter exit
+FORKSERVER_STOP_TIMEOUT: float = 2.0
+
+# (address, authkey) of a forkserver this process did not start but was
+# handed by its parent; `None` while we use (or will start) our own
+_adopted_forkserver: tuple[Any, bytes|None]|None = None
+_atexit_lock = threading.Lock()
+_atexit_registered: bool = False
+
+
+class MpProcessHandle(ChildHandle):
+    '''A child started through a `multiprocessing` context.'''
+
+    def __init__(self, proc: Any) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self._returncode: int|None = None
+        self._closed: bool = False
+        # set while some task waits on the sentinel: trio allows only one
+        # waiter per fd, the others wait for it to finish
+        self._watcher_done: trio.Event|None = None
+
+    def _poll(self) -> int|None:
+        if self._returncode is None and not self._closed:
+            # reaps a zombie (spawn) or reads the forkserver's report
+            self._returncode = self.proc.exitcode
+        return self._returncode
+
+    async def wait(self) -> None:
+        while self._poll() is None:
+            if self._watcher_done is not None:
+                await self._watcher_done.wait()
+                continue
+            done = self._watcher_done = trio.Event()
+            try:
+                await trio.lowlevel.wait_readable(self.proc.sentinel)
+                # the sentinel fires while the child is exiting; it can be
+                # reaped a moment later
+                while self._poll() is None:
+                    await trio.sleep(0.005)
+            finally:
+                self._watcher_done = None
+                done.set()
+
+    def alive(self) -> bool:
+        return self._poll() is None
+
+    def terminate(self) -> None:
+        if self.alive():
+            self.proc.terminate()
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+
+    def exited_abnormally(self) -> bool:
+        code = self._poll()
+        return code is not None and code != 0
+
+    def describe_exit(self) -> str:
+        return describe_returncode(self._poll())
+
+    async def release(self) -> None:
+        # frees the sentinel (and the data pipe's duplicate for a
+        # forkserver child); impossible while the child still runs
+        if self._poll() is None or self._closed or self._watcher_done:
+            return
+        trio.lowlevel.notify_closing(self.proc.sentinel)
+        self.proc.close()
+        self._closed = True
+
+
+# -- the forkserver --
+
+def _forkserver_info() -> tuple[Any, bytes|None]:
+    '''
+    Make sure a forkserver this process may use is running; return what
+    a child needs to use the same one. Blocking: call it in a thread.
+    '''
+    if _adopted_forkserver is not None:
+        return _adopted_forkserver
+    server = _mp_forkserver._forkserver
+    # the preload list only matters when the server (re)starts
+    server.set_forkserver_preload(FORKSERVER_PRELOAD)
+    server.ensure_running()
+    _register_forkserver_stop()
+    # no auth key before Python 3.14
+    return server._forkserver_address, getattr(server, '_forkserver_authkey', None)
+
+
+def _register_forkserver_stop() -> None:
+    global _atexit_registered
+    with _atexit_lock:
+        if not _atexit_registered:
+            atexit.register(_stop_forkserver)
+            _atexit_registered = True
+
+
+def _stop_forkserver() -> None:
+    '''
+    Stop the forkserver this process started (at exit): close our end of
+    its "alive" pipe, which makes it exit once no child of it holds one
+    either, and reap it; bounded, since an abandoned child keeps it alive.
+    '''
+    server = _mp_forkserver._forkserver
+    with server._lock:
+        pid = server._forkserver_pid
+        if pid is None:
+            return
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+        deadline = time.monotonic() + FORKSERVER_STOP_TIMEOUT
+        try:
+            while os.waitpid(pid, os.WNOHANG)[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.01)
+        except ChildProcessError:
+            pass
+        address = server._forkserver_address
+        if (
+            isinstance(address, str)
+            and not _mp_util.is_abstract_socket_namespace(address)
+        ):
+            try:
+                os.unlink(address)
+            except FileNotFoundError:
+                pass
+        server._forkserver_pid = None
+        server._forkserver_address = None
+        if hasattr(server, '_forkserver_authkey'):
+            server._forkserver_authkey = None
+
+
+def _adopt_forkserver(info: tuple[Any, bytes|None]) -> None:
+    '''
+    In a forkserver child: send our own spawn requests to the server that
+    forked us. It inherited the write end of the server's "alive" pipe
+    already; what it lacks is the auth key, and `ensure_running()` must
+    not start a server of its own (nor `waitpid()` one that is not its
+    child).
+    '''
+    global _adopted_forkserver
+    address, authkey = info
+    server = _mp_forkserver._forkserver
+    server._forkserver_address = address
+    if authkey is not None:
+        server._forkserver_authkey = authkey
+    # an instance attribute shadows the method `connect_to_new_process`
+    # calls; the resource tracker we inherited still has to be checked
+    server.ensure_running = _mp_resource_tracker.ensure_running
+    _adopted_forkserver = info
+
+
+# -- the child --
+
+def _mp_child_main(
+    uid: tuple[str, str],
+    parent_addr: Any,
+    loglevel: str|None,
+    infect_asyncio: bool,
+    spawn_method: str,
+    forkserver_info: tuple[Any, bytes|None]|None,
+) -> None:
+    '''The `multiprocessing.Process` target: run the actor's runtime.'''
+    # grandchildren are spawned the same way as we were
+    _spawn.try_set_start_method(spawn_method)
+    if forkserver_info is not None:
+        _adopt_forkserver(forkserver_info)
+    _actor_child_main(
+        uid,
+        parent_addr,
+        loglevel=loglevel,
+        infect_asyncio=infect_asyncio,
+        spawn_method=spawn_method,
+    )
+
+
+# -- the backends --
+
+async def _start(
+    args: SpawnArgs,
+    ctx: Any,
+    spawn_method: str,
+    forkserver: bool,
+) -> MpProcessHandle:
+    if args.proc_kwargs:
+        logger.warning(
+            f'`proc_kwargs` are ignored by the {spawn_method!r} backend: '
+            f'{args.proc_kwargs!r}'
+        )
+
+    def start() -> Any:
+        # even when not sharing it, our own server must be started with
+        # the preload and the exit hook
+        info = _forkserver_info() if forkserver else None
+        if not SHARE_FORKSERVER:
+            info = None
+        name, uuid = args.uid
+        proc = ctx.Process(
+            target=_mp_child_main,
+            args=(
+                args.uid,
+                tuple(args.parent_addr),
+                args.loglevel,
+                args.infect_asyncio,
+                spawn_method,
+                info,
+            ),
+            name=f'{name}@{uuid[:8]}',
+        )
+        proc.start()
+        return proc
+
+    # starting blocks: a fork+exec and a pipe write (spawn), a round trip
+    # with the forkserver (forkserver) and, the first time, its boot and
+    # preload. Uncancellable on purpose: once started, the child must be
+    # handed back to be supervised (and reaped).
+    proc = await trio.to_thread.run_sync(start)
+    return MpProcessHandle(proc)
+
+
+async def mp_spawn_proc(args: SpawnArgs) -> MpProcessHandle:
+    return await _start(args, mp.get_context('spawn'), 'mp_spawn', forkserver=False)
+
+
+async def mp_forkserver_proc(args: SpawnArgs) -> MpProcessHandle:
+    return await _start(
+        args, mp.get_context('forkserver'), 'mp_forkserver', forkserver=True,
+    )
