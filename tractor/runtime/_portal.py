@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 logger = log.get_logger()
 
 
-def _check_plain_async_fn(func: Callable) -> None:
+def check_plain_async_fn(func: Callable) -> None:
+    '''Only a plain `async def` returning a value can be run remotely.'''
     if (
         not inspect.iscoroutinefunction(func)
         or getattr(func, '_tractor_stream_function', False)
@@ -99,7 +100,7 @@ class Portal:
                 stacklevel=2,
             )
             return await self.run_from_ns(func, fn_name, **kwargs)
-        _check_plain_async_fn(func)
+        check_plain_async_fn(func)
         return await self.run_from_ns(func.__module__, func.__name__, **kwargs)
 
     async def run_from_ns(

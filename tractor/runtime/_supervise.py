@@ -8,7 +8,6 @@ root-actor entry point; those install themselves here (`_spawner`,
 '''
 from __future__ import annotations
 
-import inspect
 import warnings
 from functools import partial
 from contextlib import asynccontextmanager
@@ -26,7 +25,10 @@ from tractor._exceptions import ActorTooSlowError
 from tractor.ipc._addr import wrap_address
 
 from . import _state
-from ._portal import Portal
+from ._portal import (
+    Portal,
+    check_plain_async_fn,
+)
 from ._runtime import Actor
 
 logger = log.get_logger()
@@ -172,14 +174,7 @@ class ActorNursery:
         Spawn a child actor running `fn(**kwargs)` as its one main task; the
         child is cancelled once that result is in.
         '''
-        if (
-            not inspect.iscoroutinefunction(fn)
-            or getattr(fn, '_tractor_stream_function', False)
-        ):
-            raise TypeError(
-                f'{fn!r} must be a non-streaming `async def` function '
-                'to run in an actor'
-            )
+        check_plain_async_fn(fn)
         modules = [fn.__module__, *(enable_modules or [])]
         return await self.start_actor(
             name or fn.__name__,
