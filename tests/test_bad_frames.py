@@ -14,7 +14,6 @@ import struct
 import uuid
 
 import msgspec
-import pytest
 import trio
 import tractor
 

@@ -27,7 +27,6 @@ import trio
 from tractor import log
 from tractor._exceptions import (
     ActorFailure,
-    RemoteActorError,
     TransportClosed,
 )
 from tractor.msg.types import SpawnSpec
