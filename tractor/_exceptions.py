@@ -10,11 +10,13 @@ Sits at the message layer: depends only on `tractor.msg.types`.
 '''
 from __future__ import annotations
 
+import bdb
 import builtins
-import importlib
+import sys
 import traceback
 from typing import Any
 
+import msgspec
 import trio
 
 from tractor.msg.types import (
@@ -290,7 +292,6 @@ class MsgTypeError(RemoteActorError):
         **extra,
     ) -> MsgTypeError:
         if bad_msg_as_dict is None and bad_msg is not None:
-            import msgspec
             bad_msg_as_dict = msgspec.to_builtins(bad_msg)
         return cls(
             message,
@@ -311,9 +312,7 @@ def get_err_type(type_name: str) -> type[BaseException]|None:
     Resolve an exception type by name: builtins, then this module (which
     holds the types registered by `reg_err_types()`), then trio, then bdb.
     '''
-    for namespace in (builtins, _this_module(), trio, _bdb()):
-        if namespace is None:
-            continue
+    for namespace in (builtins, sys.modules[__name__], trio, bdb):
         found = getattr(namespace, type_name, None)
         if isinstance(found, type) and issubclass(found, BaseException):
             return found
@@ -322,21 +321,9 @@ def get_err_type(type_name: str) -> type[BaseException]|None:
 
 def reg_err_types(exc_types: list[type[BaseException]]) -> None:
     '''Make application error types resolvable when they arrive boxed.'''
-    module = _this_module()
+    module = sys.modules[__name__]
     for exc_type in exc_types:
         setattr(module, exc_type.__name__, exc_type)
-
-
-def _this_module():
-    import sys
-    return sys.modules[__name__]
-
-
-def _bdb():
-    try:
-        return importlib.import_module('bdb')
-    except ImportError:
-        return None
 
 
 # -- boxing --
