@@ -8,13 +8,7 @@ stream with nothing lost or reordered.
 import pytest
 import trio
 import tractor
-
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
+from tractor._testing import nursery_kwargs
 
 
 # ---- child-side endpoints ----

@@ -16,6 +16,7 @@ import uuid
 import msgspec
 import trio
 import tractor
+from tractor._testing import nursery_kwargs
 
 
 # ---- functions run inside child actors ----
@@ -29,13 +30,6 @@ async def echo(value):
 
 
 # ---- helpers ----
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
-
 
 def frame(body: bytes) -> bytes:
     return struct.pack('<I', len(body)) + body

@@ -13,6 +13,7 @@ import pytest
 import trio
 import tractor
 from tractor._exceptions import RuntimeFailure
+from tractor._testing import nursery_kwargs
 
 
 # ---- functions run inside child actors ----
@@ -39,13 +40,6 @@ async def echo(value):
 
 
 # ---- helpers ----
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
-
 
 def pid_alive(pid: int) -> bool:
     try:

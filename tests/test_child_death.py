@@ -15,6 +15,7 @@ import pytest
 import trio
 import tractor
 from tractor._exceptions import ActorFailure
+from tractor._testing import nursery_kwargs
 
 pytestmark = pytest.mark.skipon_spawn_backend(
     'subint',
@@ -47,13 +48,6 @@ async def ignore_sigterm_and_block(seconds: float) -> None:
 
 
 # ---- helpers ----
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
-
 
 def gone(pid: int) -> bool:
     '''Neither running nor a zombie: reaped.'''

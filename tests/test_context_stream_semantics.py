@@ -15,6 +15,7 @@ from tractor._exceptions import (
     RemoteActorError,
     StreamOverrun,
 )
+from tractor._testing import nursery_kwargs
 
 
 # per-process scratch state a child fills in and the root reads back
@@ -28,13 +29,6 @@ async def get_state() -> dict:
 
 async def clear_state() -> None:
     _state.clear()
-
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
 
 
 def own_uid() -> tuple[str, str]:

@@ -11,6 +11,7 @@ import pytest
 import trio
 import tractor
 from tractor._exceptions import NoRuntime
+from tractor._testing import nursery_kwargs
 
 
 # ---- functions run inside child actors ----
@@ -53,13 +54,6 @@ async def call_sibling(sibling: str) -> dict:
 
 
 # ---- helpers ----
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
-
 
 def names_in(registry: dict) -> list[str]:
     # keys are f'{name}.{uuid}'

@@ -11,6 +11,7 @@ import pytest
 import trio
 import tractor
 from tractor._exceptions import RemoteActorError
+from tractor._testing import nursery_kwargs
 
 
 _state: dict = {}
@@ -18,13 +19,6 @@ _state: dict = {}
 
 async def get_state() -> dict:
     return dict(_state)
-
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
 
 
 # ---- child-side producers ----

@@ -15,6 +15,7 @@ from tractor.msg.types import (
     Started,
     Yield,
 )
+from tractor._testing import nursery_kwargs
 
 
 _state: dict = {}
@@ -22,13 +23,6 @@ _state: dict = {}
 
 async def get_state() -> dict:
     return dict(_state)
-
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
 
 
 class Point(msgspec.Struct):

@@ -8,6 +8,7 @@ import pytest
 import trio
 import tractor
 import tractor._exceptions as texc
+from tractor._testing import nursery_kwargs
 
 
 class NotKnownAtRoot(Exception):
@@ -57,13 +58,6 @@ async def spawn_failing_grandchild():
 
 
 # ---- helpers ----
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
-
 
 def test_name_error_from_run_in_actor(reg_addr, start_method):
     '''

@@ -7,6 +7,7 @@ round-trips of arguments and results, and the errors for bad targets
 import pytest
 import trio
 import tractor
+from tractor._testing import nursery_kwargs
 
 
 # ---- functions run inside child actors ----
@@ -39,13 +40,6 @@ def not_async() -> int:
 
 
 # ---- helpers ----
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
-
 
 BIG: int = 2**63 - 1
 

@@ -15,6 +15,7 @@ from tractor._exceptions import (
     NoRuntime,
     RuntimeFailure,
 )
+from tractor._testing import nursery_kwargs
 
 
 # ---- functions run inside child actors ----
@@ -73,13 +74,6 @@ async def try_second_root() -> None:
 
 
 # ---- helpers ----
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
-
 
 # ---- tests ----
 

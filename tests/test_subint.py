@@ -24,6 +24,7 @@ import trio
 import tractor
 from tractor.spawn import _spawn
 from tractor._exceptions import ActorFailure
+from tractor._testing import nursery_kwargs
 
 _OTHER_BACKENDS = tuple(
     key for key in typing.get_args(_spawn.SpawnMethodKey) if key != 'subint'
@@ -95,10 +96,6 @@ async def leave_threads_behind() -> str:
 
 
 # ---- helpers ----
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(registry_addrs=[reg_addr], start_method=start_method)
-
 
 def subint_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith('subint[')]

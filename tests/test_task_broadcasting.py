@@ -17,13 +17,7 @@ from tractor.trionics._broadcast import (
     Lagged,
     broadcast_receiver,
 )
-
-
-def nursery_kwargs(reg_addr, start_method) -> dict:
-    return dict(
-        registry_addrs=[reg_addr],
-        start_method=start_method,
-    )
+from tractor._testing import nursery_kwargs
 
 
 def test_public_names():

@@ -32,6 +32,14 @@ __all__ = [
 ]
 
 
+def nursery_kwargs(reg_addr, start_method: str) -> dict:
+    '''
+    The `open_nursery()`/`open_root_actor()` kwargs every spawning test
+    passes: the session's unique registry address and spawn backend.
+    '''
+    return dict(registry_addrs=[reg_addr], start_method=start_method)
+
+
 def repodir() -> pathlib.Path:
     '''
     Root of the source checkout this package was imported from.
