@@ -147,6 +147,18 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         config.stash[_backend_unusable] = None
 
+    # `--tpt-proto` takes several values (upstream's interface), so test
+    # paths written after it are swallowed as transports: say so up front
+    swallowed = [
+        value for value in config.getoption('tpt_protos')
+        if '/' in value or value.endswith('.py') or os.path.exists(value)
+    ]
+    if swallowed:
+        raise pytest.UsageError(
+            f'--tpt-proto got test paths {swallowed!r}: put them before the '
+            'option, e.g. `pytest tests/test_rpc.py --tpt-proto uds`'
+        )
+
     if config.getoption('enable_stackscope'):
         os.environ['TRACTOR_ENABLE_STACKSCOPE'] = '1'
     else:
