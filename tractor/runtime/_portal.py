@@ -261,10 +261,11 @@ class Portal:
             async with collapse_eg(), trio.open_nursery() as tn:
                 ctx._scope = tn.cancel_scope
                 ctx._scope_nursery = tn
-                if ctx._remote_error is not None:
-                    # it arrived before there was a scope to cancel
-                    ctx._maybe_cancel_and_set_remote_error(ctx._remote_error)
                 first = await ctx._wait_for_started()
+                if ctx._remote_error is not None and not ctx._scope.cancel_called:
+                    # it arrived (right behind `Started`) before there was
+                    # a scope to cancel: wake the block at its first await
+                    ctx._maybe_cancel_and_set_remote_error(ctx._remote_error)
                 try:
                     yield ctx, first
                 except ContextCancelled as ctxc:
