@@ -122,10 +122,6 @@ class IPCServer:
     async def wait_for_shutdown(self) -> None:
         await self._shutdown.wait()
 
-    @property
-    def listening(self) -> bool:
-        return bool(self._listeners)
-
     # -- peers --
     async def _handle_stream(self, stream: trio.SocketStream) -> None:
         chan = Channel.from_stream(stream)
@@ -171,9 +167,6 @@ class IPCServer:
 
     async def wait_for_no_more_peers(self) -> None:
         await self._no_more_peers.wait()
-
-    def has_peers(self) -> bool:
-        return bool(self._peers)
 
     def __repr__(self) -> str:
         return f'<IPCServer {self.accept_addrs!r} peers={len(self._peers)}>'

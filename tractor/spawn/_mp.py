@@ -109,10 +109,6 @@ class MpProcessHandle(ChildHandle):
         if self.alive():
             self.proc.kill()
 
-    def exited_abnormally(self) -> bool:
-        code = self._poll()
-        return code is not None and code != 0
-
     def describe_exit(self) -> str:
         return describe_returncode(self._poll())
 

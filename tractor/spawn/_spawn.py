@@ -82,9 +82,6 @@ class ChildHandle:
         '''How the child ended, for error messages.'''
         raise NotImplementedError
 
-    def exited_abnormally(self) -> bool:
-        return False
-
     async def release(self) -> None:
         '''Free what the backend held for the child (after it exited).'''
 

@@ -473,9 +473,6 @@ class SubintHandle(ChildHandle):
             self._killed_or_done.set()
         self._command(b'k')
 
-    def exited_abnormally(self) -> bool:
-        return self._finished and self.outcome != 'ok'
-
     def describe_exit(self) -> str:
         where = f'(sub-interpreter {self.interp_id}, thread {self.thread.name!r})'
         if not self._finished:

@@ -34,10 +34,6 @@ class ProcessHandle(ChildHandle):
     def kill(self) -> None:
         self.proc.kill()
 
-    def exited_abnormally(self) -> bool:
-        code = self.proc.returncode
-        return code is not None and code != 0
-
     def describe_exit(self) -> str:
         return describe_returncode(self.proc.returncode)
 
