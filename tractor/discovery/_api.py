@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from contextlib import asynccontextmanager
+from contextlib import (
+    AsyncExitStack,
+    asynccontextmanager,
+)
 from typing import (
     Any,
     AsyncIterator,
@@ -170,38 +173,32 @@ async def find_actor(
     Connect to an actor registered as `name`: a portal (the first found),
     a list of portals (`only_first=False`) or `None` if nobody is.
     '''
-    addrs: list[Any] = []
+    # connect while looking up, so a found actor costs one connection; a
+    # registered address that refuses connections is stale: drop it
+    chans: list[Channel] = []
     for reg_addr in _registry_addrs(registry_addrs):
         async with query_actor(name, reg_addr) as (addr, reg_portal):
             if addr is None:
                 continue
-            # a registered address that refuses connections is stale
             try:
-                chan = await Channel.from_addr(addr)
+                chans.append(await Channel.from_addr(addr))
             except OSError:
                 await reg_portal.run_from_ns('self', 'delete_addr', addr=addr)
                 continue
-            await chan.aclose()
-            addrs.append(addr)
             if only_first:
                 break
-    if not addrs:
+    if not chans:
         if raise_on_none:
             raise RuntimeError(f'No actor named {name!r} is registered')
         yield None if only_first else []
         return
-    async with _open_portals(addrs) as portals:
+    async with AsyncExitStack() as stack:
+        portals: list[Portal] = []
+        for chan in chans:
+            stack.push_async_callback(chan.aclose)  # shielded inside
+        for chan in chans:
+            portals.append(await stack.enter_async_context(open_portal(chan)))
         yield portals[0] if only_first else portals
-
-
-@asynccontextmanager
-async def _open_portals(addrs: list[Any]) -> AsyncIterator[list[Portal]]:
-    if not addrs:
-        yield []
-        return
-    async with _portal_to(addrs[0]) as first:
-        async with _open_portals(addrs[1:]) as rest:
-            yield [first, *rest]
 
 
 @asynccontextmanager
