@@ -9,6 +9,8 @@ serves a connected peer.
 '''
 from __future__ import annotations
 
+import errno
+import os
 from collections import defaultdict
 from typing import (
     Awaitable,
@@ -35,6 +37,104 @@ _listen_for: dict[type, Callable] = {
 }
 
 PeerHandler = Callable[[Channel], Awaitable[None]]
+
+# `accept()` failure handling, see `_AcceptFailures`
+ACCEPT_BACKOFF_MIN: float = 0.01
+ACCEPT_BACKOFF_MAX: float = 1.0
+ACCEPT_LOG_INTERVAL: float = 10.0
+# resource exhaustion: trio passes these through from `accept()` untouched
+_EXHAUSTION_ERRNOS: frozenset[int] = frozenset(
+    getattr(errno, name)
+    for name in ('EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM')
+    if hasattr(errno, name)
+)
+
+
+def _listener_name(listener: trio.SocketListener) -> str:
+    try:
+        name = listener.socket.getsockname()
+    except OSError:
+        return repr(listener)
+    return repr(os.fsdecode(name) if isinstance(name, bytes) else name)
+
+
+class _AcceptFailures:
+    '''
+    Backoff and log rate-limiting for one accept loop.
+
+    `failed()` returns how long to sleep (doubling from
+    `ACCEPT_BACKOFF_MIN` up to `ACCEPT_BACKOFF_MAX`) and maybe a log
+    line; `succeeded()` resets the backoff and maybe returns a
+    "recovered" line. At most one failure line per `ACCEPT_LOG_INTERVAL`
+    seconds (the first failure is reported at once, later ones as a
+    count), plus one recovery line per failure streak that was reported,
+    so even flapping exhaustion yields <= 2 lines per interval.
+    '''
+
+    def __init__(
+        self,
+        where: str,
+        min_delay: float = ACCEPT_BACKOFF_MIN,
+        max_delay: float = ACCEPT_BACKOFF_MAX,
+        log_interval: float = ACCEPT_LOG_INTERVAL,
+    ) -> None:
+        self.where = where
+        self.min_delay = min_delay
+        self.max_delay = max_delay
+        self.log_interval = log_interval
+        self.delay: float = 0.0
+        self.streak: int = 0        # consecutive failures
+        self.unreported: int = 0    # failures no log line mentioned yet
+        self.streak_reported: bool = False
+        self.last_log: float|None = None
+
+    def _may_log(self, now: float) -> bool:
+        return self.last_log is None or now - self.last_log >= self.log_interval
+
+    def failed(self, err: OSError, now: float) -> tuple[float, str|None]:
+        self.streak += 1
+        self.unreported += 1
+        self.delay = min(max(self.delay * 2, self.min_delay), self.max_delay)
+        msg: str|None = None
+        if self._may_log(now):
+            what = (
+                'out of file descriptors/buffers'
+                if err.errno in _EXHAUSTION_ERRNOS
+                else 'unexpected error'
+            )
+            if self.streak == 1:
+                msg = (
+                    f'accept() on {self.where} failed ({what}): {err}; '
+                    f'retrying with backoff, existing connections are '
+                    f'still served'
+                )
+                if self.unreported > 1:
+                    msg += f' ({self.unreported - 1} earlier failures not logged)'
+            else:
+                msg = (
+                    f'accept() on {self.where} still failing ({what}): '
+                    f'{self.unreported} failures since the last report, '
+                    f'{self.streak} in a row, latest: {err}; retrying '
+                    f'every {self.delay:.2f}s'
+                )
+            self.unreported = 0
+            self.last_log = now
+            self.streak_reported = True
+        return self.delay, msg
+
+    def succeeded(self, now: float) -> str|None:
+        if not self.streak:
+            return None
+        msg: str|None = None
+        if self.streak_reported:
+            msg = f'accept() on {self.where} recovered after {self.streak} failures'
+            if self.unreported:
+                msg += f' ({self.unreported} not logged)'
+                self.unreported = 0
+        self.streak = 0
+        self.delay = 0.0
+        self.streak_reported = False
+        return msg
 
 
 class IPCServer:
@@ -94,15 +194,30 @@ class IPCServer:
         listener: trio.SocketListener,
         handlers_tn: trio.Nursery,
     ) -> None:
+        '''
+        Accept connections on `listener` until it is closed, handing each
+        to `_handle_stream()`. A failing `accept()` (typically EMFILE/ENFILE
+        when out of fds) backs off exponentially instead of spinning, with
+        rate-limited logging; the connected peers are served meanwhile by
+        their own tasks.
+        '''
+        failures = _AcceptFailures(_listener_name(listener))
         while True:
             try:
                 stream = await listener.accept()
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 return
             except OSError as err:
-                logger.warning(f'accept() failed on {listener!r}: {err}')
-                await trio.sleep(0.01)
+                # the pending connection stays queued, so retrying at once
+                # would fail again at once: sleep it off
+                delay, msg = failures.failed(err, trio.current_time())
+                if msg:
+                    logger.warning(msg)
+                await trio.sleep(delay)
                 continue
+            msg = failures.succeeded(trio.current_time())
+            if msg:
+                logger.warning(msg)
             handlers_tn.start_soon(self._handle_stream, stream)
 
     async def _close_listeners(self) -> None:

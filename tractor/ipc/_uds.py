@@ -4,8 +4,10 @@ sockets live in, listeners and peer credentials.
 '''
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
 import secrets
 import socket
 import stat
@@ -17,7 +19,11 @@ from typing import ClassVar
 import msgspec
 import trio
 
+from tractor import log
+
 from ._transport import MsgpackTransport
+
+logger = log.get_logger()
 
 HAS_UDS: bool = hasattr(socket, 'AF_UNIX')
 _DARWIN_TMPDIR: str = '/tmp'
@@ -203,20 +209,161 @@ def _peer_pid(sock: trio.socket.SocketType) -> int|None:
     return None
 
 
+_LISTEN_BACKLOG: int = 128
+# a tag names the process (`@<pid>`) or sub-interpreter (`@<pid>.<id>`)
+# part of a socket file name, see `UDSAddress.get_random()`
+_TAG_RE: re.Pattern = re.compile(r'@\d+(\.\d+)?')
+
+
+def _bind_and_listen(path: Path) -> socket.socket:
+    '''
+    Bind and listen in one synchronous step: a socket that is bound but
+    not yet listening refuses connections just like a stale file, so the
+    window in which a concurrent stale-check could mistake us for dead
+    must stay as small as possible (no trio checkpoint in between).
+    '''
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        sock.listen(_LISTEN_BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _has_listener(path: Path) -> bool:
+    '''
+    Does something accept connections on socket file `path`? One
+    non-blocking connect, which on a unix socket completes or is refused
+    at once; nothing is sent, the probe is closed right away.
+    '''
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    try:
+        probe.connect(str(path))
+    except (BlockingIOError, InterruptedError):
+        # EAGAIN (backlog full) / EINPROGRESS: alive, merely busy
+        return True
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _inode(info: os.stat_result) -> tuple[int, int, int]:
+    # inode numbers get reused at once: the ctime tells a new file apart
+    return (info.st_dev, info.st_ino, info.st_ctime_ns)
+
+
+def _remove_if_stale(path: Path) -> bool:
+    '''
+    Unlink socket file `path` if nobody listens on it any more; `True`
+    if we removed it. Raises `ConnectionError` for a live listener or a
+    path that is not a socket (never removed).
+    '''
+    try:
+        before = path.lstat()
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(before.st_mode):
+        raise ConnectionError(
+            f'Can not listen on UDS path {str(path)!r}: it exists and is '
+            f'not a socket (refusing to remove it)'
+        )
+    try:
+        alive = _has_listener(path)
+    except OSError as err:
+        # e.g. EACCES: we can not tell, so leave it alone
+        raise ConnectionError(
+            f'UDS socket {str(path)!r} exists and could not be probed: {err}'
+        ) from err
+    if alive:
+        raise ConnectionError(
+            f'UDS address {str(path)!r} is in use by a live listener'
+        )
+    try:
+        after = path.lstat()
+        if _inode(after) != _inode(before):
+            # replaced while we probed: that one is not ours to judge
+            return False
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _listen_error(path: Path, err: OSError) -> ConnectionError:
+    if err.errno == errno.EADDRINUSE:
+        return ConnectionError(
+            f'UDS address {str(path)!r} is in use by a live listener'
+        )
+    return ConnectionError(f'Could not listen on UDS socket {str(path)!r}: {err}')
+
+
 async def start_listener(addr: UDSAddress) -> tuple[trio.SocketListener, UDSAddress]:
-    '''Bind and listen on `addr`'s socket path.'''
+    '''
+    Bind and listen on `addr`'s socket path. A socket file left behind by
+    a dead owner (connects refused) is replaced, once; a live listener, or
+    a path that is not a socket, raises `ConnectionError`.
+    '''
     path = addr.sockpath
     path.parent.mkdir(parents=True, exist_ok=True)
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        await sock.bind(str(path))
-        sock.listen(128)
+        sock = _bind_and_listen(path)
     except OSError as err:
-        sock.close()
-        raise ConnectionError(
-            f'Could not listen on UDS socket {str(path)!r}: {err}'
-        ) from err
-    return trio.SocketListener(sock), addr
+        if err.errno != errno.EADDRINUSE:
+            raise _listen_error(path, err) from err
+        # occupied: raises unless the owner is gone
+        if _remove_if_stale(path):
+            logger.warning(f'Replaced stale UDS socket file {str(path)!r}')
+        try:
+            # EADDRINUSE again: someone else bound it meanwhile
+            sock = _bind_and_listen(path)
+        except OSError as err:
+            raise _listen_error(path, err) from err
+    await trio.lowlevel.checkpoint()
+    return trio.SocketListener(trio.socket.from_stdlib_socket(sock)), addr
+
+
+def remove_stale_sockets(
+    tag: str,
+    bindspace: Path|None = None,
+) -> list[Path]:
+    '''
+    Remove the socket files in `bindspace` (default
+    `UDSAddress.def_bindspace`) named `*{tag}.sock` whose listener is
+    gone (connects refused); return the removed paths.
+
+    `tag` is `'@<pid>'` (a process actor) or `'@<pid>.<interp_id>'` (a
+    sub-interpreter actor), e.g. for clean-up after reaping a child.
+    Live sockets and non-socket files are left alone. Synchronous and
+    non-blocking: one immediate connect attempt per candidate.
+    '''
+    if not _TAG_RE.fullmatch(tag):
+        raise ValueError(
+            f'`tag` must look like \'@<pid>\' or \'@<pid>.<interp_id>\', '
+            f'got {tag!r}'
+        )
+    space = Path(bindspace or UDSAddress.def_bindspace)
+    suffix = f'{tag}.sock'
+    try:
+        with os.scandir(space) as scan:
+            entries = [entry for entry in scan if entry.name.endswith(suffix)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed: list[Path] = []
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            if _remove_if_stale(path):
+                removed.append(path)
+        except ConnectionError:
+            continue  # live, or not a socket
+        except OSError as err:
+            logger.warning(f'Could not remove stale UDS socket {str(path)!r}: {err}')
+    return removed
 
 
 open_listener = start_listener
