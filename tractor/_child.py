@@ -10,6 +10,7 @@ import argparse
 import ast
 from typing import Any
 
+from tractor.ipc._auth import Secret
 from tractor.spawn._entry import _actor_child_main
 
 
@@ -20,18 +21,35 @@ def _parse_addr(text: str) -> Any:
         return text
 
 
+def _read_secret(fd: int) -> Secret:
+    '''The secret our parent wrote into the pipe it passed us as `fd`.'''
+    chunks = []
+    with open(fd, 'rb', closefd=True) as pipe:
+        while chunk := pipe.read():
+            chunks.append(chunk)
+    secret = b''.join(chunks)
+    if not secret:
+        raise SystemExit('tractor child: the parent passed no secret')
+    return Secret(secret)
+
+
 def main(argv: list[str]|None = None) -> None:
     parser = argparse.ArgumentParser(prog='python -m tractor._child')
     parser.add_argument('--uid', type=ast.literal_eval, required=True)
     parser.add_argument('--parent_addr', type=_parse_addr, required=True)
     parser.add_argument('--loglevel', default=None)
     parser.add_argument('--asyncio', action='store_true')
+    parser.add_argument(
+        '--secret-fd', type=int, default=None,
+        help='read the tree secret from this inherited pipe',
+    )
     args = parser.parse_args(argv)
     _actor_child_main(
         tuple(args.uid),
         args.parent_addr,
         loglevel=args.loglevel,
         infect_asyncio=args.asyncio,
+        secret=_read_secret(args.secret_fd) if args.secret_fd is not None else None,
     )
 
 

@@ -108,6 +108,14 @@ class TransportClosed(Exception):
             raise self
 
 
+class HandshakeFailed(TransportClosed):
+    '''
+    A new connection did not complete the authenticated handshake: the
+    peer does not hold our secret, spoke something else, or did not
+    answer in time. Nothing it sent was acted on.
+    '''
+
+
 class RemoteActorError(Exception):
     '''
     An error raised in another actor, boxed and re-raised here.

@@ -19,6 +19,10 @@ from tractor import log
 from tractor._exceptions import RuntimeFailure
 from tractor.discovery._api import _probe_registry_addrs
 from tractor.discovery._registry import Registrar
+from tractor.ipc._auth import (
+    resolve_secret,
+    set_secret,
+)
 from tractor.ipc._addr import (
     default_lo_addrs,
     wrap_address,
@@ -68,6 +72,21 @@ def _bind_addrs_for(
     ]
 
 
+async def _elect_registrar(reg_addrs: list[Any], ensure_registry: bool) -> list[Any]:
+    '''The registry addresses a registrar answers at (empty: we become it).'''
+    registrars, occupied = await _probe_registry_addrs(reg_addrs)
+    if registrars and ensure_registry:
+        raise RuntimeError(
+            f'`ensure_registry=True` but registry socket(s) already bound: {registrars!r}'
+        )
+    if not registrars and occupied:
+        raise RuntimeError(
+            f'Registry address(es) {occupied!r} are occupied but did not answer '
+            'as a registrar'
+        )
+    return registrars
+
+
 @asynccontextmanager
 async def open_root_actor(
     *,
@@ -85,11 +104,17 @@ async def open_root_actor(
     ensure_registry: bool = False,
     hide_tb: bool = True,
     debug_filter: Callable[[BaseException], bool] = _not_only_cancelled,
+    secret: str|bytes|None = None,
 ) -> AsyncIterator[Actor]:
     '''
     Start this process's actor runtime as the root of a tree, becoming the
     tree's registrar unless one already answers at the registry address.
     Yields the root `Actor`; tears the runtime down on exit.
+
+    `secret` is what every peer of this tree must prove it holds before
+    anything it sends is acted on (children get it from their parent);
+    default: `$TRACTOR_SECRET`, else the per-user secret file shared by
+    all this user's programs (see "Security model" in the README).
     '''
     if _state.current_actor(err_on_no_runtime=False) is not None:
         raise RuntimeFailure(
@@ -97,6 +122,7 @@ async def open_root_actor(
             'a second root actor can not be opened'
         )
     rtvs = _state._runtime_vars
+    tree_secret = resolve_secret(secret)
 
     if enable_transports is None:
         enable_transports = list(rtvs['_enable_tpts'])
@@ -146,16 +172,13 @@ async def open_root_actor(
             )
         rtvs['_debug_mode'] = True
 
-    registrars, occupied = await _probe_registry_addrs(reg_addrs)
-    if registrars and ensure_registry:
-        raise RuntimeError(
-            f'`ensure_registry=True` but registry socket(s) already bound: {registrars!r}'
-        )
-    if not registrars and occupied:
-        raise RuntimeError(
-            f'Registry address(es) {occupied!r} are occupied but did not answer '
-            'as a registrar'
-        )
+    # peers of the tree, the registry probe's included, prove this secret
+    previous_secret = set_secret(tree_secret)
+    try:
+        registrars = await _elect_registrar(reg_addrs, ensure_registry)
+    except BaseException:
+        set_secret(previous_secret)
+        raise
 
     bind = [wrap_address(addr) for addr in (tpt_bind_addrs or [])]
     is_registrar = not registrars
@@ -187,6 +210,7 @@ async def open_root_actor(
             finally:
                 await actor.cancel(None)
     finally:
+        set_secret(previous_secret)
         rtvs['_debug_mode'] = False
         rtvs['_root_addrs'] = []
         rtvs['_root_mailbox'] = (None, None)

@@ -4,6 +4,7 @@ protocol messages, with the peer's identity (`Aid`) learnt by handshake.
 '''
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 from typing import (
     Any,
@@ -14,6 +15,7 @@ import trio
 
 from tractor import log
 from tractor._exceptions import (
+    HandshakeFailed,
     MsgTypeError,
     TransportClosed,
     _mk_send_mte,
@@ -24,7 +26,7 @@ from tractor.msg.types import (
     Error,
 )
 
-from . import _tcp, _uds
+from . import _auth, _tcp, _uds
 from ._addr import Address, wrap_address
 from ._multiaddr import mk_maddr
 from ._transport import (
@@ -36,6 +38,9 @@ from ._transport import (
 )
 
 logger = log.get_logger()
+
+# bound on the whole authenticated handshake, on both sides
+HANDSHAKE_TIMEOUT: float = 10.0
 
 _transport_for: dict[type, tuple[Any, type[MsgpackTransport]]] = {
     _tcp.TCPAddress: (_tcp.connect, _tcp.MsgpackTCPStream),
@@ -115,6 +120,12 @@ class Channel:
             await self.transport.send(msg)
         except TypeError as err:
             raise _mk_send_mte(msg, _ctxvar_MsgCodec.get(), err) from err
+        except RecursionError as err:
+            raise MsgTypeError(
+                f'Can not send {type(msg).__name__}: a value in it is nested '
+                'too deeply to encode',
+                boxed_type=MsgTypeError,
+            ) from err
         except (
             trio.BrokenResourceError,
             trio.ClosedResourceError,
@@ -199,28 +210,48 @@ class Channel:
         with trio.CancelScope(shield=True):
             await self.transport.aclose()
 
+    def _peer_label(self) -> str:
+        '''How to name the other end before we know who it is.'''
+        raddr = self.raddr
+        pid = getattr(raddr, 'maybe_pid', None)
+        if pid is not None and pid != os.getpid():
+            return f'the peer (pid {pid}) on {raddr!r}'
+        return f'the peer at {raddr!r}'
+
     async def _do_handshake(
         self,
         aid: Aid,
         timeout: float|None = None,
+        *,
+        accept: bool = False,
+        secret: _auth.Secret|None = None,
     ) -> Aid:
-        '''Exchange identities: send ours, receive and check the peer's.'''
-        with trio.move_on_after(timeout if timeout is not None else float('inf')):
-            try:
-                await self.send(aid)
-                peer = await self.recv()
-            except (TransportClosed, MsgTypeError) as err:
-                raise TransportClosed(
-                    f'Peer sent an invalid actor handshake! ({err})',
-                    src_exc=err,
-                ) from err
-            if not isinstance(peer, Aid):
-                raise TransportClosed(
-                    f'Peer sent an invalid actor handshake! got {type(peer).__name__}'
-                )
-            self.aid = peer
-            return peer
-        raise TransportClosed('Peer sent an invalid actor handshake! (timed out)')
+        '''
+        Authenticate both ends and exchange identities (see
+        `tractor.ipc._auth`): returns the peer's `Aid`, or raises
+        `HandshakeFailed` naming the peer. Bounded by `timeout`
+        (default `HANDSHAKE_TIMEOUT`); `accept` says we are the side that
+        accepted the connection.
+        '''
+        if timeout is None:
+            timeout = HANDSHAKE_TIMEOUT
+        peer = self._peer_label()
+        with trio.move_on_after(timeout) as cs:
+            peer_aid = await _auth.authenticate(
+                self.transport,
+                aid,
+                accept=accept,
+                secret=secret or _auth.current_secret(),
+                peer=peer,
+            )
+        if cs.cancelled_caught:
+            raise HandshakeFailed(
+                f'{peer} did not complete the handshake within {timeout} s',
+                loglevel='warning',
+            )
+        self.transport.authenticated()
+        self.aid = peer_aid
+        return peer_aid
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ serves a connected peer.
 '''
 from __future__ import annotations
 
+import time
 import errno
 import os
 from collections import defaultdict
@@ -20,16 +21,21 @@ from typing import (
 import trio
 
 from tractor import log
-from tractor._exceptions import TransportClosed
+from tractor._exceptions import HandshakeFailed
 from tractor.msg.types import Aid
 
 from . import _tcp, _uds
 from ._addr import Address
-from ._chan import Channel
+from ._chan import (
+    HANDSHAKE_TIMEOUT as HANDSHAKE_TIMEOUT,
+    Channel,
+)
 
 logger = log.get_logger()
 
-HANDSHAKE_TIMEOUT: float = 10.0
+# connections allowed to be mid-handshake at once; more are closed at
+# once, so unauthenticated peers can hold little memory and few fds
+MAX_PENDING_HANDSHAKES: int = 64
 
 _listen_for: dict[type, Callable] = {
     _tcp.TCPAddress: _tcp.open_listener,
@@ -137,6 +143,48 @@ class _AcceptFailures:
         return msg
 
 
+class RateLimitedLog:
+    '''
+    Logs at most `burst` warnings per `period` seconds, then one line
+    saying how many were suppressed: a flood of bad peers must not
+    become a flood of log lines.
+    '''
+    def __init__(self, burst: int = 5, period: float = 10.0) -> None:
+        self.burst = burst
+        self.period = period
+        self._window_start = -float('inf')
+        self._logged = 0
+        self._suppressed = 0
+
+    def warning(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= self.period:
+            if self._suppressed:
+                logger.warning(
+                    f'{self._suppressed} similar warning(s) suppressed in the '
+                    f'last {self.period:g} s'
+                )
+            self._window_start = now
+            self._logged = self._suppressed = 0
+        if self._logged < self.burst:
+            self._logged += 1
+            logger.warning(message)
+        else:
+            self._suppressed += 1
+
+
+# one per actor: refused and unauthenticated connections
+_refusal_log = RateLimitedLog()
+
+
+async def _close_quietly(stream: trio.SocketStream) -> None:
+    with trio.CancelScope(shield=True):
+        try:
+            await stream.aclose()
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
 class IPCServer:
     '''Accepts peer connections for one actor.'''
 
@@ -155,6 +203,7 @@ class IPCServer:
         self.accept_addrs: list[Address] = []
         self._listen_scope: trio.CancelScope|None = None
         self._shutdown = trio.Event()
+        self._pending_handshakes: int = 0
 
     # -- lifecycle --
     async def serve(
@@ -239,12 +288,8 @@ class IPCServer:
 
     # -- peers --
     async def _handle_stream(self, stream: trio.SocketStream) -> None:
-        chan = Channel.from_stream(stream)
-        try:
-            await chan._do_handshake(self._get_aid(), timeout=HANDSHAKE_TIMEOUT)
-        except TransportClosed as err:
-            logger.runtime(f'Dropping connection that failed the handshake: {err}')
-            await chan.aclose()
+        chan = await self._authenticate(stream)
+        if chan is None:
             return
         if chan.aid.is_probe:
             # a registry probe only wanted our `Aid` back
@@ -270,6 +315,40 @@ class IPCServer:
             if not self._peers:
                 self._no_more_peers.set()
             await chan.aclose()
+
+    async def _authenticate(self, stream: trio.SocketStream) -> Channel|None:
+        '''
+        The new connection's channel once its peer authenticated, else
+        `None` (the connection is closed; nothing it sent was acted on).
+        '''
+        if self._pending_handshakes >= MAX_PENDING_HANDSHAKES:
+            _refusal_log.warning(
+                f'{self!r}: refusing a connection, {self._pending_handshakes} '
+                'unauthenticated connections are already pending'
+            )
+            await _close_quietly(stream)
+            return None
+        self._pending_handshakes += 1
+        try:
+            try:
+                chan = Channel.from_stream(stream)
+            except OSError as err:
+                # gone before we could even ask who it is
+                logger.runtime(f'Dropping a connection that went away at once: {err!r}')
+                await _close_quietly(stream)
+                return None
+            try:
+                await chan._do_handshake(self._get_aid(), accept=True)
+            except HandshakeFailed as err:
+                if err.loglevel == 'warning':
+                    _refusal_log.warning(f'Dropped an unauthenticated connection: {err}')
+                else:
+                    logger.runtime(f'Dropped a connection during the handshake: {err}')
+                await chan.aclose()
+                return None
+            return chan
+        finally:
+            self._pending_handshakes -= 1
 
     async def wait_for_peer(self, uid: tuple[str, str]) -> tuple[trio.Event, Channel]:
         '''Block until peer `uid` has connected; return its latest channel.'''

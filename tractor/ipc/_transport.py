@@ -22,12 +22,87 @@ from ..msg._codec import _ctxvar_MsgCodec
 _PREFIX = struct.Struct('<I')
 _PREFIX_SIZE = _PREFIX.size
 _CHUNK = 1 << 16
+# a frame bigger than a chunk is read at most this much per syscall, so
+# its buffer grows with the bytes that actually arrived
+_MAX_READ = 1 << 20
 # a task sending without ever blocking yields to the scheduler this often
 _YIELD_EVERY = 16
 
-# 64 MiB: generous for payloads, small enough that a garbage prefix cannot
-# make a reader allocate gigabytes
-MAX_MSG_SIZE: int = 1 << 26
+
+def _env_size(name: str, default: int) -> int:
+    try:
+        return int(os.environ[name])
+    except (KeyError, ValueError):
+        return default
+
+
+# the largest frame an authenticated peer may send (env
+# `TRACTOR_MAX_MSG_SIZE`, bytes; default 64 MiB): generous for payloads,
+# small enough that a garbage prefix cannot make a reader allocate gigabytes
+MAX_MSG_SIZE: int = _env_size('TRACTOR_MAX_MSG_SIZE', 1 << 26)
+# the largest frame before the peer authenticated: the handshake needs
+# a few hundred bytes
+PREAUTH_MAX_MSG_SIZE: int = 4096
+# bytes of frames larger than a chunk that all connections of this actor
+# may hold while they are still arriving (env `TRACTOR_RECV_BUDGET`;
+# default 256 MiB); a connection waits (reads nothing more) until its
+# whole frame fits
+RECV_BUDGET: int = _env_size('TRACTOR_RECV_BUDGET', 1 << 28)
+
+
+class _Envelope(msgspec.Struct):
+    '''
+    What can be salvaged from a message that did not decode: decoding
+    into this skips every other field without descending into it.
+    '''
+    msg_type: str|None = None
+    cid: str|None = None
+
+
+def _salvage(frame: memoryview) -> dict|None:
+    try:
+        env = msgspec.msgpack.decode(frame, type=_Envelope)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return {'msg_type': env.msg_type, 'cid': env.cid}
+
+
+class RecvBudget:
+    '''
+    Caps the bytes of large frames being received, across all the
+    connections of one actor. A frame reserves its whole size before its
+    body is read and releases it once decoded, so readers waiting for
+    room hold nothing and cannot deadlock one another.
+    '''
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lot = trio.lowlevel.ParkingLot()
+
+    async def acquire(self, size: int) -> None:
+        if size > self.limit:
+            raise FrameTooLarge(
+                f'Peer announced a {size} byte frame; this actor buffers at '
+                f'most {self.limit} bytes of frames in flight'
+            )
+        while self.used + size > self.limit:
+            await self._lot.park()
+        self.used += size
+
+    def release(self, size: int) -> None:
+        self.used -= size
+        self._lot.unpark_all()
+
+
+_recv_budget: RecvBudget|None = None
+
+
+def recv_budget() -> RecvBudget:
+    '''This actor's (process's or sub-interpreter's) receive budget.'''
+    global _recv_budget
+    if _recv_budget is None:
+        _recv_budget = RecvBudget(RECV_BUDGET)
+    return _recv_budget
 
 
 class FrameTooLarge(Exception):
@@ -60,11 +135,14 @@ class PeerClosed(Exception):
 
 
 class MsgpackTransport:
-    '''Sends and receives protocol messages over one byte stream.'''
-    max_msg_size: int = MAX_MSG_SIZE
+    '''
+    Sends and receives protocol messages over one byte stream. Until
+    `authenticated()` is called it accepts only handshake-sized frames.
+    '''
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
+        self.max_msg_size: int = PREAUTH_MAX_MSG_SIZE
         self._send_lock = trio.StrictFIFOLock()
         self._buf: bytes = b''
         self._pos: int = 0
@@ -116,27 +194,50 @@ class MsgpackTransport:
         finally:
             lock.release()
 
+    def authenticated(self) -> None:
+        '''The peer proved itself: lift the frame limit to the configured one.'''
+        self.max_msg_size = MAX_MSG_SIZE
+
     # -- receive --
     async def _fill(self, needed: int) -> None:
         '''Make at least `needed` unread bytes available in the buffer.'''
         have = len(self._buf) - self._pos
+        if needed > _CHUNK:
+            await self._fill_large(needed, have)
+            return
         parts: list[bytes] = [self._buf[self._pos:]] if have else []
         while have < needed:
-            chunk = await self.stream.receive_some(max(needed - have, _CHUNK))
+            chunk = await self.stream.receive_some(_CHUNK)
             if not chunk:
-                if have == 0:
-                    raise PeerClosed('peer closed the connection', clean=True)
-                raise PeerClosed(
-                    f'peer closed the connection mid-frame '
-                    f'({have}/{needed} bytes)',
-                    clean=False,
-                )
+                self._raise_closed(have, needed)
             parts.append(chunk)
             have += len(chunk)
         self._buf = parts[0] if len(parts) == 1 else b''.join(parts)
         self._pos = 0
 
-    async def recv(self) -> Any:
+    async def _fill_large(self, needed: int, have: int) -> None:
+        # grows with what arrives (a peer announcing a big frame and
+        # sending nothing costs nothing) and never reads past the frame
+        buf = bytearray(memoryview(self._buf)[self._pos:])
+        while have < needed:
+            chunk = await self.stream.receive_some(min(needed - have, _MAX_READ))
+            if not chunk:
+                self._raise_closed(have, needed)
+            buf += chunk
+            have += len(chunk)
+        self._buf = buf
+        self._pos = 0
+
+    def _raise_closed(self, have: int, needed: int) -> None:
+        if have == 0:
+            raise PeerClosed('peer closed the connection', clean=True)
+        raise PeerClosed(
+            f'peer closed the connection mid-frame ({have}/{needed} bytes)',
+            clean=False,
+        )
+
+    async def _next_frame(self) -> tuple[memoryview, int]:
+        '''The next frame's body and the budget it holds (release it after decoding).'''
         if len(self._buf) - self._pos < _PREFIX_SIZE:
             await self._fill(_PREFIX_SIZE)
         (size,) = _PREFIX.unpack_from(self._buf, self._pos)
@@ -145,24 +246,63 @@ class MsgpackTransport:
                 f'Peer announced a {size} byte frame; '
                 f'the limit is {self.max_msg_size} bytes'
             )
+        reserved = 0
         if len(self._buf) - self._pos < _PREFIX_SIZE + size:
-            await self._fill(_PREFIX_SIZE + size)
+            if size > _CHUNK:
+                budget = recv_budget()
+                await budget.acquire(size)
+                reserved = size
+                try:
+                    await self._fill(_PREFIX_SIZE + size)
+                except BaseException:
+                    budget.release(size)
+                    raise
+            else:
+                await self._fill(_PREFIX_SIZE + size)
         start = self._pos + _PREFIX_SIZE
         end = start + size
         self._pos = end
-        frame = memoryview(self._buf)[start:end]
+        return memoryview(self._buf)[start:end], reserved
+
+    async def recv(self) -> Any:
+        frame, reserved = await self._next_frame()
         try:
             return _ctxvar_MsgCodec.get().decode(frame)
         except msgspec.ValidationError as err:
             try:
                 as_obj = msgspec.msgpack.decode(frame)
+            except RecursionError:
+                raise BadMsg(str(err), _salvage(frame)) from err
             except msgspec.DecodeError:
                 raise UndecodableFrame(str(err)) from err
             raise BadMsg(str(err), as_obj) from err
+        except RecursionError as err:
+            # the frame is intact, only nested too deeply for this stack:
+            # drop just this message, say so to whoever it names
+            raise BadMsg(
+                f'a {len(frame)} byte message nested too deeply to decode',
+                _salvage(frame),
+            ) from err
         except (msgspec.DecodeError, UnicodeDecodeError) as err:
             raise UndecodableFrame(
-                f'undecodable {size} byte frame: {err}'
+                f'undecodable {len(frame)} byte frame: {err}'
             ) from err
+        finally:
+            if reserved:
+                recv_budget().release(reserved)
+
+    async def recv_with(self, dec: msgspec.msgpack.Decoder) -> Any:
+        '''The next frame decoded by `dec` (the handshake's strict decoders).'''
+        frame, reserved = await self._next_frame()
+        try:
+            return dec.decode(frame)
+        except msgspec.ValidationError as err:
+            raise BadMsg(str(err), None) from err
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as err:
+            raise UndecodableFrame(f'undecodable {len(frame)} byte frame: {err}') from err
+        finally:
+            if reserved:
+                recv_budget().release(reserved)
 
     async def aclose(self) -> None:
         await self.stream.aclose()

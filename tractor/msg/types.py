@@ -65,6 +65,24 @@ class Aid(
         return hash(self.uuid)
 
 
+class AuthChallenge(_Msg):
+    '''
+    First message each way on every connection: a fresh random nonce the
+    peer must fold into its proof (see `tractor.ipc._auth`).
+    '''
+    nonce: bytes
+
+
+class AuthProof(_Msg):
+    '''
+    Second message each way: the sender's `Aid` (as its encoded bytes, so
+    both sides MAC the very same bytes) and an HMAC over both nonces, the
+    sender's role and that `Aid`, keyed by the shared secret.
+    '''
+    aid: msgspec.Raw
+    mac: bytes
+
+
 class SpawnSpec(_Msg):
     '''Parent -> child, right after the child connected back.'''
     _parent_main_data: dict

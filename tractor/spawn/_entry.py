@@ -10,6 +10,10 @@ from typing import Any
 import trio
 
 from tractor import log
+from tractor.ipc._auth import (
+    Secret,
+    set_secret,
+)
 from tractor.runtime import _state
 from tractor.runtime._runtime import (
     Actor,
@@ -23,8 +27,15 @@ def _actor_child_main(
     loglevel: str|None = None,
     infect_asyncio: bool = False,
     spawn_method: str = 'trio',
+    secret: Secret|None = None,
 ) -> None:
-    '''Run a child actor in this process (or sub-interpreter) to completion.'''
+    '''
+    Run a child actor in this process (or sub-interpreter) to completion.
+    `secret` is the tree's secret as the parent handed it down (without
+    one, the child resolves its own like a root would).
+    '''
+    if secret is not None:
+        set_secret(secret)
     name, uuid = uid
     actor = Actor(name, uuid, loglevel=loglevel, spawn_method=spawn_method)
     _state._set_current_actor(actor)

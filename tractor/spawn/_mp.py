@@ -27,6 +27,7 @@ from typing import Any
 import trio
 
 from tractor import log
+from tractor.ipc._auth import Secret
 from ._entry import _actor_child_main
 
 from . import _spawn
@@ -215,6 +216,7 @@ def _mp_child_main(
     infect_asyncio: bool,
     spawn_method: str,
     forkserver_info: tuple[Any, bytes|None]|None,
+    secret: Secret,
 ) -> None:
     '''The `multiprocessing.Process` target: run the actor's runtime.'''
     # grandchildren are spawned the same way as we were
@@ -227,6 +229,7 @@ def _mp_child_main(
         loglevel=loglevel,
         infect_asyncio=infect_asyncio,
         spawn_method=spawn_method,
+        secret=secret,
     )
 
 
@@ -260,6 +263,8 @@ async def _start(
                 args.infect_asyncio,
                 spawn_method,
                 info,
+                # pickled onto the pipe multiprocessing hands the child
+                args.secret,
             ),
             name=f'{name}@{uuid[:8]}',
         )

@@ -29,6 +29,10 @@ from tractor._exceptions import (
     ActorFailure,
     TransportClosed,
 )
+from tractor.ipc._auth import (
+    Secret,
+    current_secret,
+)
 from tractor.msg.types import SpawnSpec
 from tractor.runtime import _state
 from tractor.runtime._portal import Portal
@@ -94,6 +98,9 @@ class SpawnArgs(msgspec.Struct):
     loglevel: str|None
     infect_asyncio: bool
     proc_kwargs: dict[str, Any]
+    # the tree's shared secret: a backend hands it to the child over a
+    # channel no other user can read (never the command line)
+    secret: Secret
 
 
 Backend = Callable[[SpawnArgs], Awaitable[ChildHandle]]
@@ -295,6 +302,7 @@ async def new_proc(
         loglevel=subactor.loglevel,
         infect_asyncio=infect_asyncio,
         proc_kwargs=proc_kwargs or {},
+        secret=current_secret(),
     ))
     portal: Portal|None = None
     an._children[uid] = (subactor, handle, None)

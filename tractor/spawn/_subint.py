@@ -60,6 +60,7 @@ from typing import Any
 import trio
 
 from tractor import log
+from tractor.ipc._auth import Secret
 from tractor.runtime import _state
 
 from . import _entry
@@ -311,6 +312,7 @@ def _child_main(
     ctl_r: int,
     ctl_w: int,
     join_bound: float,
+    secret: bytes,
 ) -> tuple[str, tuple[str, ...]]:
     '''
     The actor's life inside its interpreter; returns how it ended and
@@ -329,6 +331,7 @@ def _child_main(
                 try:
                     _entry._actor_child_main(
                         uid, parent_addr, loglevel, infect_asyncio, 'subint',
+                        secret=Secret(secret),
                     )
                     outcome = 'ok'
                 except BaseException as err:
@@ -404,6 +407,8 @@ class SubintHandle(ChildHandle):
                     self._ctl_r,
                     self._ctl_w,
                     self.reap_grace,
+                    # in-process: never leaves this process's memory
+                    args.secret.value,
                 ))
             if excinfo is not None:
                 self.outcome = f'failed: {excinfo.formatted}'

@@ -4,6 +4,7 @@ The `trio` backend: each actor is a Python subprocess started through
 '''
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -50,11 +51,12 @@ def describe_returncode(code: int|None) -> str:
     return f'exited with code {code}'
 
 
-def child_cmd(args: SpawnArgs) -> list[str]:
+def child_cmd(args: SpawnArgs, secret_fd: int) -> list[str]:
     cmd = [
         sys.executable, '-m', 'tractor._child',
         '--uid', repr(args.uid),
         '--parent_addr', repr(tuple(args.parent_addr)),
+        '--secret-fd', str(secret_fd),
     ]
     if args.loglevel:
         cmd += ['--loglevel', args.loglevel]
@@ -63,6 +65,32 @@ def child_cmd(args: SpawnArgs) -> list[str]:
     return cmd
 
 
+def _secret_pipe(secret: bytes) -> int:
+    '''
+    A pipe already holding `secret`, its write end closed: the child
+    reads it from the inherited read end (our command line is readable
+    by every user, a pipe is not).
+    '''
+    read_fd, write_fd = os.pipe()
+    try:
+        # at most a few KiB: fits the pipe's buffer, never blocks
+        os.write(write_fd, secret)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
 async def trio_proc(args: SpawnArgs) -> ProcessHandle:
-    proc = await trio.lowlevel.open_process(child_cmd(args), **args.proc_kwargs)
+    proc_kwargs = dict(args.proc_kwargs)
+    secret_fd = _secret_pipe(args.secret.value)
+    proc_kwargs['pass_fds'] = (*proc_kwargs.get('pass_fds', ()), secret_fd)
+    try:
+        proc = await trio.lowlevel.open_process(
+            child_cmd(args, secret_fd), **proc_kwargs,
+        )
+    finally:
+        os.close(secret_fd)
     return ProcessHandle(proc)
