@@ -6,17 +6,19 @@ drop such connections and keep serving its real peers.
 
 Wire format (see the protocol spec): each message is a little-endian
 u32 length prefix followed by a msgpack map whose first key is
-`msg_type`; the first message on every connection is an `Aid`.
+`msg_type`; every connection starts with the authentication exchange
+(see `tractor.ipc._auth`).
 
 '''
 import os
 import struct
-import uuid
 
 import msgspec
 import trio
 import tractor
 from tractor._testing import nursery_kwargs
+from tractor._testing.raw_peer import RawPeer
+from tractor.ipc._auth import current_secret
 
 
 # ---- functions run inside child actors ----
@@ -33,22 +35,6 @@ async def echo(value):
 
 def frame(body: bytes) -> bytes:
     return struct.pack('<I', len(body)) + body
-
-
-def mk_aid_frame(name: str) -> bytes:
-    '''
-    A valid `Aid` handshake message built by hand (tagged map, fields
-    in declaration order).
-
-    '''
-    return frame(msgspec.msgpack.encode({
-        'msg_type': 'Aid',
-        'name': name,
-        'uuid': str(uuid.uuid4()),
-        'pid': os.getpid(),
-        'is_registrar': False,
-        'is_probe': False,
-    }))
 
 
 async def open_raw(tpt_proto: str, addr) -> trio.SocketStream:
@@ -92,17 +78,6 @@ async def get_daemon_addr(portal: tractor.Portal) -> tuple:
     addrs = await portal.run(accept_addrs)
     assert addrs
     return tuple(addrs[0])
-
-
-def decode_frames(data: bytes) -> list:
-    msgs = []
-    while len(data) >= 4:
-        (size,) = struct.unpack('<I', data[:4])
-        body, data = data[4:4 + size], data[4 + size:]
-        if len(body) < size:
-            break
-        msgs.append(msgspec.msgpack.decode(body))
-    return msgs
 
 
 def test_garbage_and_huge_prefix(
@@ -223,8 +198,8 @@ def test_raw_handshake_then_garbage(
     tpt_proto,
 ):
     '''
-    A raw client completing a valid `Aid` handshake gets the actor's
-    own `Aid` back (positive control for the framing used above);
+    A raw client completing the authenticated handshake by hand gets the
+    actor's own `Aid` back (positive control for the framing used above);
     garbage frames after the handshake then get the connection dropped
     without harming the actor.
 
@@ -240,21 +215,10 @@ def test_raw_handshake_then_garbage(
                 )
                 addr = await get_daemon_addr(portal)
 
-                stream = await open_raw(tpt_proto, addr)
-                await stream.send_all(mk_aid_frame('raw_client'))
-
-                # read the server's Aid
-                buf = bytearray()
+                peer = await RawPeer.connect(addr)
                 with trio.fail_after(5):
-                    while True:
-                        msgs = decode_frames(bytes(buf))
-                        if msgs:
-                            break
-                        chunk = await stream.receive_some(65536)
-                        assert chunk, 'server closed before its Aid'
-                        buf += chunk
-
-                aid = msgs[0]
+                    aid = await peer.authenticate(current_secret().value)
+                assert aid is not None, 'the actor refused the right secret'
                 assert aid['msg_type'] == 'Aid'
                 assert aid['name'] == 'shaker'
                 assert aid['uuid']
@@ -263,10 +227,12 @@ def test_raw_handshake_then_garbage(
                 # then the transport gives up on this peer
                 try:
                     for _ in range(8):
-                        await stream.send_all(frame(b'\xc1' * 16))
+                        await peer.send_raw(frame(b'\xc1' * 16))
                 except trio.BrokenResourceError:
                     pass  # already dropped by the server: fine
-                await expect_dropped(stream, 5)
+                with trio.fail_after(5):
+                    await peer.wait_closed()
+                await peer.aclose()
 
                 assert await portal.run(echo, value=[1, 2]) == [1, 2]
                 await portal.cancel_actor()
