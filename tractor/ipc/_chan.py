@@ -178,7 +178,9 @@ class Channel:
             f' {bad.reason}',
             bad_msg_as_dict=as_dict,
         )
-        if not isinstance(cid, str):
+        if not isinstance(cid, str) or as_dict.get('msg_type') == 'Start':
+            # no dialog to end here: a bad request is for the receiver to
+            # answer (its `cid` is in `mte.bad_msg_as_dict`), else dropped
             raise mte
         peer = self.aid.uid if self.aid else ('<unknown>', '<unknown>')
         return Error(

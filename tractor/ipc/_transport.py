@@ -279,9 +279,12 @@ class MsgpackTransport:
         except RecursionError as err:
             # the frame is intact, only nested too deeply for this stack:
             # drop just this message, say so to whoever it names
+            salvaged = _salvage(frame)
+            what = (salvaged or {}).get('msg_type') or 'message'
             raise BadMsg(
-                f'a {len(frame)} byte message nested too deeply to decode',
-                _salvage(frame),
+                f'a {len(frame)} byte `{what}` whose values are nested too '
+                'deeply to decode',
+                salvaged,
             ) from err
         except (msgspec.DecodeError, UnicodeDecodeError) as err:
             raise UndecodableFrame(

@@ -221,6 +221,55 @@ async def _invoke(
         task.done.set()
 
 
+def _cancel_request_args(msg: Start) -> dict[str, Any]:
+    '''The kwargs of a runtime cancel request, checked before it runs.'''
+    if msg.func == 'cancel':
+        allowed: set[str] = set()
+    else:
+        allowed = {'cid'}
+        if not isinstance(msg.kwargs.get('cid'), str):
+            raise TypeError(
+                f"'self:_cancel_task' needs a `cid: str` argument naming the "
+                f'task to cancel, got kwargs {msg.kwargs!r}'
+            )
+    unknown = set(msg.kwargs) - allowed
+    if unknown:
+        raise TypeError(
+            f"'self:{msg.func}' got unexpected arguments {sorted(unknown)!r}"
+        )
+    return msg.kwargs
+
+
+async def _handle_cancel_request(
+    actor: Actor,
+    chan: Channel,
+    msg: Start,
+) -> bool:
+    '''
+    Serve a runtime cancel endpoint: inline, shielded, and acked only once
+    done. Returns True when it was a request to cancel this actor.
+    '''
+    cid = msg.cid
+    try:
+        kwargs = _cancel_request_args(msg)
+    except TypeError as err:
+        await _ship_error(actor, chan, err, cid)
+        return False
+    with trio.CancelScope(shield=True):
+        try:
+            await chan.send(StartAck(cid=cid, functype='asyncfunc'))
+            if msg.func == 'cancel':
+                result = await actor.cancel(chan)
+            else:
+                result = await actor._cancel_task(
+                    kwargs['cid'], chan, requesting_aid=chan.aid,
+                )
+            await chan.send(CancelAck(cid=cid, pld=bool(result)))
+        except TransportClosed:
+            logger.runtime(f'Requester of {msg.func!r} left before the ack')
+    return msg.func == 'cancel'
+
+
 def _resolve_target(actor: Actor, msg: Start) -> Callable:
     '''The function a `Start` names, or a clear error why it can't be run.'''
     if msg.ns == 'self':
@@ -258,21 +307,7 @@ async def _handle_start(
         return False
 
     if msg.ns == 'self' and msg.func in ('cancel', '_cancel_task'):
-        # runtime cancel endpoints run inline, shielded, and are acked
-        # only once done
-        with trio.CancelScope(shield=True):
-            try:
-                await chan.send(StartAck(cid=cid, functype='asyncfunc'))
-                if msg.func == 'cancel':
-                    result = await actor.cancel(chan)
-                else:
-                    result = await actor._cancel_task(
-                        msg.kwargs['cid'], chan, requesting_aid=chan.aid,
-                    )
-                await chan.send(CancelAck(cid=cid, pld=bool(result)))
-            except TransportClosed:
-                logger.runtime(f'Requester of {msg.func!r} left before the ack')
-        return msg.func == 'cancel'
+        return await _handle_cancel_request(actor, chan, msg)
 
     try:
         func = _resolve_target(actor, msg)
@@ -328,6 +363,36 @@ async def _report_overrun(actor: Actor, chan: Channel, ctx: Context) -> None:
     ))
 
 
+async def _on_bad_msg(actor: Actor, chan: Channel, mte: MsgTypeError) -> None:
+    '''
+    A message that decoded as a frame but not as a valid message: a request
+    gets the error as its reply (its caller waits for one), anything else
+    is logged and dropped.
+    '''
+    bad = mte.bad_msg_as_dict or {}
+    if bad.get('msg_type') == 'Start' and isinstance(bad.get('cid'), str):
+        logger.warning(f'Refusing an invalid request from {chan!r}: {mte.message}')
+        await _ship_error(actor, chan, mte, bad['cid'])
+    else:
+        logger.error(f'Dropping an invalid msg from {chan!r}:\n{mte.message}')
+
+
+async def _on_dispatch_error(
+    actor: Actor,
+    chan: Channel,
+    msg: Any,
+    err: Exception,
+) -> None:
+    '''Box a failure to act on `msg` to its sender, or log and drop it.'''
+    cid = getattr(msg, 'cid', None)
+    where = f'{type(msg).__name__} from {chan!r}'
+    if isinstance(cid, str) and type(msg) is Start:
+        logger.warning(f'Failed to serve {where}: {err!r}')
+        await _ship_error(actor, chan, err, cid)
+    else:
+        logger.exception(f'Dropping {where} which failed to dispatch')
+
+
 async def process_messages(
     actor: Actor,
     chan: Channel,
@@ -350,7 +415,7 @@ async def process_messages(
                 try:
                     msg = await chan.recv()
                 except MsgTypeError as mte:
-                    logger.error(f'Dropping an invalid msg from {chan!r}:\n{mte.message}')
+                    await _on_bad_msg(actor, chan, mte)
                     continue
                 except TransportClosed as tc:
                     lost = tc
@@ -361,35 +426,41 @@ async def process_messages(
                         log_at(str(tc))
                     break
 
-                msg_type = type(msg)
-                if msg_type is Start:
-                    if await _handle_start(actor, chan, msg):
+                # inline, not a helper coroutine: this is the hot path
+                try:
+                    msg_type = type(msg)
+                    if msg_type is Start:
+                        if await _handle_start(actor, chan, msg):
+                            break
+                    elif msg_type is Error and msg.cid is None:
+                        # the peer's runtime failed (e.g. a child that could
+                        # not import its modules): every dialog on this
+                        # channel ends with that error; whoever supervises
+                        # the peer reports it
+                        chan._exc = unpack_error(msg, chan)
+                        logger.runtime(f'Peer runtime failed: {chan._exc!r}')
                         break
-                elif msg_type is Error and msg.cid is None:
-                    # the peer's runtime failed (e.g. a child that could not
-                    # import its modules): every dialog on this channel
-                    # ends with that error; whoever supervises the peer
-                    # reports it
-                    chan._exc = unpack_error(msg, chan)
-                    logger.runtime(f'Peer runtime failed: {chan._exc!r}')
-                    break
-                else:
-                    ctx = contexts.get((peer_uid, msg.cid))
-                    if ctx is None:
-                        if msg_type is not Stop:
-                            logger.warning(
-                                f'Dropping {msg_type.__name__} for unknown dialog '
-                                f'{msg.cid} from {chan!r}'
-                            )
-                    elif not ctx._deliver_msg(msg):
-                        if ctx._allow_overruns:
-                            await ctx._deliver_blocking(msg)
-                        else:
-                            await _report_overrun(actor, chan, ctx)
-                    elif ctx._send_chan._state.data:
-                        # its reader lags: let it run before we deliver the
-                        # next message of a burst (no wait, one scheduler pass)
-                        await trio.lowlevel.cancel_shielded_checkpoint()
+                    else:
+                        ctx = contexts.get((peer_uid, msg.cid))
+                        if ctx is None:
+                            if msg_type is not Stop:
+                                logger.warning(
+                                    f'Dropping {msg_type.__name__} for unknown '
+                                    f'dialog {msg.cid} from {chan!r}'
+                                )
+                        elif not ctx._deliver_msg(msg):
+                            if ctx._allow_overruns:
+                                await ctx._deliver_blocking(msg)
+                            else:
+                                await _report_overrun(actor, chan, ctx)
+                        elif ctx._send_chan._state.data:
+                            # its reader lags: let it run before we deliver
+                            # the next message of a burst (no wait, one
+                            # scheduler pass)
+                            await trio.lowlevel.cancel_shielded_checkpoint()
+                except Exception as err:
+                    # one message must never end the loop, nor the actor
+                    await _on_dispatch_error(actor, chan, msg, err)
         finally:
             lost = lost or TransportClosed(f'Message loop for {chan!r} ended')
             for ctx in list(contexts.values()):
