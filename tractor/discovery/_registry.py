@@ -1,6 +1,11 @@
 '''
 The registrar: an actor that also keeps the table of which actor names
 listen on which addresses, served to peers in the `'self'` RPC namespace.
+
+Every peer is authenticated before it can call in (see `tractor.ipc._auth`);
+on top of that an actor may only register or unregister itself, and an
+address is only deleted once nothing answers on it, so one peer cannot
+make the others' lookups fail or lead them elsewhere by mistake.
 '''
 from __future__ import annotations
 
@@ -10,11 +15,43 @@ from typing import Any
 import trio
 
 from tractor import log
+from tractor.ipc import Channel
 from tractor.runtime._runtime import Actor
+from tractor.runtime._state import current_ipc_ctx
 
 logger = log.get_logger()
 
 UnwrappedAddr = tuple
+
+# how long `delete_addr` tries to reach an address before calling it dead
+LIVENESS_PROBE_TIMEOUT: float = 1.0
+
+
+def _caller_uid() -> tuple[str, str]|None:
+    '''The uid of the peer whose request we serve; None for a local call.'''
+    ctx = current_ipc_ctx()
+    return ctx.chan.aid.uid if ctx is not None else None
+
+
+def _check_own_uid(uid: tuple[str, str], verb: str) -> None:
+    caller = _caller_uid()
+    if caller is not None and caller != uid:
+        raise PermissionError(
+            f'Actor {caller!r} may only {verb} itself, not {uid!r}'
+        )
+
+
+async def _answers(addr: Any) -> bool:
+    '''Whether something still accepts connections at `addr`.'''
+    with trio.move_on_after(LIVENESS_PROBE_TIMEOUT):
+        try:
+            chan = await Channel.from_addr(addr)
+        except (OSError, ValueError):
+            return False
+        await chan.aclose()
+        return True
+    # neither accepted nor refused: not provably dead
+    return True
 
 
 class Registrar(Actor):
@@ -41,6 +78,7 @@ class Registrar(Actor):
     ) -> None:
         uid = tuple(uid)
         addr = tuple(addr)
+        _check_own_uid(uid, 'register')
         # an address belongs to one actor: a newcomer evicts a stale owner
         for other, addrs in list(self._registry.items()):
             if other != uid and addr in addrs:
@@ -54,8 +92,10 @@ class Registrar(Actor):
             event.set()
 
     async def unregister_actor(self, uid: tuple[str, str]|list) -> None:
-        if self._registry.pop(tuple(uid), None) is None:
-            logger.warning(f'Unregistering unknown actor {tuple(uid)!r}')
+        uid = tuple(uid)
+        _check_own_uid(uid, 'unregister')
+        if self._registry.pop(uid, None) is None:
+            logger.warning(f'Unregistering unknown actor {uid!r}')
 
     async def find_actor(self, name: str) -> list[UnwrappedAddr]|None:
         for uid, addrs in self._registry.items():
@@ -83,7 +123,19 @@ class Registrar(Actor):
         }
 
     async def delete_addr(self, addr: Any) -> tuple[str, str]|None:
+        '''
+        Forget `addr` (a caller found it stale) and return whose it was; an
+        address that still accepts connections is kept (returns None).
+        '''
         addr = tuple(addr)
+        if not any(addr in addrs for addrs in self._registry.values()):
+            return None
+        if await _answers(addr):
+            logger.warning(
+                f'Not deleting registered address {addr!r} at the request '
+                f'of {_caller_uid()!r}: it still accepts connections'
+            )
+            return None
         for uid, addrs in list(self._registry.items()):
             if addr in addrs:
                 addrs.remove(addr)

@@ -129,6 +129,10 @@ async def _run_target(
             **kwargs,
             **{name: ctx for name in ('ctx', 'stream') if name in params},
         }
+    # any target may ask who called it (`current_ipc_ctx()`); every RPC
+    # runs in a task of its own, with its own copy of the contextvars, so
+    # this never needs undoing
+    _ctxvar_Context.set(ctx)
     target = func(**kwargs)
     try:
         await chan.send(StartAck(
@@ -152,12 +156,7 @@ async def _run_target(
         await _send_quietly(chan, Stop(cid=cid))
         return
 
-    token = _ctxvar_Context.set(ctx) if kind == 'context' else None
-    try:
-        result = await target
-    finally:
-        if token is not None:
-            _ctxvar_Context.reset(token)
+    result = await target
     if kind == 'stream':
         await _send_quietly(chan, Stop(cid=cid))
         return
