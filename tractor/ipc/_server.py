@@ -204,6 +204,8 @@ class IPCServer:
         self._listen_scope: trio.CancelScope|None = None
         self._shutdown = trio.Event()
         self._pending_handshakes: int = 0
+        # each bound socket file's identity, so we unlink only our own
+        self._uds_files: dict[_uds.UDSAddress, tuple[int, int, int]|None] = {}
 
     # -- lifecycle --
     async def serve(
@@ -222,6 +224,8 @@ class IPCServer:
                 listener, bound = await _listen_for[type(addr)](addr)
                 self._listeners.append(listener)
                 self.accept_addrs.append(bound)
+                if isinstance(bound, _uds.UDSAddress):
+                    self._uds_files[bound] = _uds.socket_file_id(bound)
         except BaseException:
             await self._close_listeners()
             raise
@@ -273,9 +277,12 @@ class IPCServer:
         with trio.CancelScope(shield=True):
             for listener in self._listeners:
                 await listener.aclose()
-            for addr in self.accept_addrs:
-                if isinstance(addr, _uds.UDSAddress):
-                    _uds.unlink_socket(addr)
+            for addr, file_id in self._uds_files.items():
+                # only our own file: a stale-socket replacement may have
+                # put a successor's there meanwhile
+                if file_id is not None:
+                    _uds.unlink_socket(addr, file_id)
+            self._uds_files.clear()
             self._listeners.clear()
 
     def cancel(self) -> None:

@@ -369,9 +369,24 @@ def remove_stale_sockets(
 open_listener = start_listener
 
 
-def unlink_socket(addr: UDSAddress) -> None:
+def socket_file_id(addr: UDSAddress) -> tuple[int, int, int]|None:
+    '''Which file is at `addr`'s path now (take it right after binding).'''
     try:
-        addr.sockpath.unlink()
+        return _inode(addr.sockpath.lstat())
+    except FileNotFoundError:
+        return None
+
+
+def unlink_socket(addr: UDSAddress, file_id: tuple[int, int, int]|None = None) -> None:
+    '''
+    Remove `addr`'s socket file; with `file_id` (from `socket_file_id()`)
+    only if it is still that file, not one a successor bound since.
+    '''
+    path = addr.sockpath
+    try:
+        if file_id is not None and _inode(path.lstat()) != file_id:
+            return
+        path.unlink()
     except FileNotFoundError:
         pass
 

@@ -29,9 +29,14 @@ from tractor._exceptions import (
     ActorFailure,
     TransportClosed,
 )
+from tractor.ipc._addr import wrap_address
 from tractor.ipc._auth import (
     Secret,
     current_secret,
+)
+from tractor.ipc._uds import (
+    UDSAddress,
+    remove_stale_sockets,
 )
 from tractor.msg.types import SpawnSpec
 from tractor.runtime import _state
@@ -88,6 +93,15 @@ class ChildHandle:
 
     async def release(self) -> None:
         '''Free what the backend held for the child (after it exited).'''
+
+    @property
+    def socket_tag(self) -> str|None:
+        '''
+        What the child's UDS socket file names end in before `.sock`
+        (`@<pid>`, see `UDSAddress.get_random`), so the parent can remove
+        the files of a child that died without doing it.
+        '''
+        return f'@{self.pid}' if self.pid is not None else None
 
 
 class SpawnArgs(msgspec.Struct):
@@ -335,8 +349,43 @@ async def new_proc(
             and uid not in an.errors
         ):
             an._child_failed(uid, portal.chan._exc)
+        if handle.alive():
+            if portal is not None:
+                await _give_up_on(portal, uid, handle)
+        else:
+            _remove_socket_files(handle, bind_addrs)
         an._children.pop(uid, None)
         actor._actoruid2nursery.pop(uid, None)
+
+
+async def _give_up_on(portal: Portal, uid: tuple[str, str], handle: ChildHandle) -> None:
+    '''
+    The child was abandoned (it could not be killed): nothing will ever
+    answer on its channel, so end every call, context and stream still
+    waiting on it now, with an error naming it.
+    '''
+    portal.chan._exc = ActorFailure(
+        f'Actor {uid!r} was abandoned by its parent: it {handle.describe_exit()}'
+    )
+    await portal.chan.aclose()
+
+
+def _remove_socket_files(handle: ChildHandle, bind_addrs: list[Any]|None) -> None:
+    '''Remove the UDS socket files a reaped child left behind (if killed).'''
+    tag = handle.socket_tag
+    if tag is None:
+        return
+    # where it bound: the default bindspace, or where it was told to
+    spaces: set[Any] = set()
+    if 'uds' in _state.current_ipc_protos():
+        spaces.add(None)
+    for addr in bind_addrs or ():
+        addr = wrap_address(addr)
+        if isinstance(addr, UDSAddress):
+            spaces.add(addr.bindspace)
+    for space in spaces:
+        for path in remove_stale_sockets(tag, space):
+            logger.runtime(f'Removed the socket file {str(path)!r} left by a reaped actor')
 
 
 def parent_main_data(enable_modules: dict[str, str]) -> dict[str, str]:

@@ -500,6 +500,13 @@ class SubintHandle(ChildHandle):
             return f'was {self.outcome}'
         return f'exited abnormally: {self.outcome}'
 
+    @property
+    def socket_tag(self) -> str|None:
+        # actors in sub-interpreters share our pid (`_uds._interp_suffix`)
+        if self.interp_id is None:
+            return None
+        return f'@{os.getpid()}.{int(self.interp_id)}'
+
     async def release(self) -> None:
         if self._finished:
             # it only has to return from `_run()` by now
