@@ -361,6 +361,50 @@ def test_uninterruptible_child_is_abandoned(reg_addr, start_method, monkeypatch)
     assert elapsed < 5
 
 
+def test_abandoned_child_fails_pending_calls_at_once(reg_addr, start_method, monkeypatch):
+    '''
+    Once a child blocked in C is abandoned, a call still waiting on it (from
+    a task outside the actor nursery) fails at once with `ActorFailure`
+    naming the child, instead of waiting for the C call to return.
+    '''
+    from tractor.spawn import _subint
+    monkeypatch.setattr(_subint, 'TEARDOWN_BOUND', 0.6)
+    baseline = foreign_os_threads()
+    outcome: dict = {}
+
+    async def main():
+        with trio.fail_after(20):
+            async with trio.open_nursery() as tn:
+                async with tractor.open_nursery(
+                    **nursery_kwargs(reg_addr, start_method),
+                ) as an:
+                    portal = await an.start_actor('stuck', enable_modules=[__name__])
+                    handle = handle_of(an, 'stuck')
+
+                    async def call():
+                        try:
+                            await portal.run(block_in_c, secs=4)
+                        except Exception as err:
+                            outcome['err'] = err
+                        outcome['at'] = time.monotonic()
+
+                    tn.start_soon(call)
+                    await trio.sleep(0.3)
+                    await an.cancel()
+                abandoned_at = time.monotonic()
+            assert handle.alive(), 'expected the child to be abandoned'
+            assert 'at' in outcome
+            assert outcome['at'] - abandoned_at < 0.5
+            err = outcome['err']
+            assert isinstance(err, ActorFailure), repr(err)
+            assert 'stuck' in str(err) and 'abandoned' in str(err)
+            while handle.alive():
+                await trio.sleep(0.05)
+            await wait_clean(baseline)
+
+    trio.run(main)
+
+
 def test_wakeup_pipe_flood_while_child_holds_gil(reg_addr, start_method):
     '''
     With a child spinning on the shared GIL, flood the parent with
