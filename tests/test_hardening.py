@@ -9,12 +9,15 @@ actor speak for itself, and a reaped child leaves no socket file behind.
   to their sender, nothing else happens;
 - `register_actor`/`unregister_actor` for another actor's uid are refused;
   `delete_addr` keeps an address something still answers on;
-- a SIGKILLed child's UDS socket file is removed by its parent.
+- a SIGKILLed child's UDS socket file is removed by its parent;
+- a daemon root asked to cancel by a peer ends its body and exits.
 
 '''
 import os
 import signal
+import subprocess
 import sys
+import textwrap
 import uuid
 
 import pytest
@@ -282,3 +285,63 @@ def test_sigkilled_childs_socket_file_is_removed(reg_addr, start_method, tpt_pro
             assert not os.path.exists(sockpath)
 
     trio.run(main)
+
+
+# ---- a daemon root cancelled by a peer ----
+
+DAEMON_SCRIPT = textwrap.dedent('''
+    import sys
+    import trio
+    import tractor
+
+    proto, first, second = sys.argv[1:]
+    reg_addr = (first, int(second)) if proto == 'tcp' else (first, second)
+
+    async def main():
+        async with tractor.open_root_actor(
+            name='daemon',
+            registry_addrs=[reg_addr],
+            enable_transports=[proto],
+        ):
+            print('UP', flush=True)
+            await trio.sleep_forever()
+        print('EXITED', flush=True)
+
+    trio.run(main)
+''')
+
+
+def test_daemon_root_exits_when_cancelled_by_a_peer(reg_addr, tpt_proto):
+    '''
+    A root serving until cancelled (what `run_daemon()` does): a peer's
+    `cancel_actor()` ends the root's body and the program exits cleanly.
+    '''
+    proc = subprocess.Popen(
+        [sys.executable, '-c', DAEMON_SCRIPT, tpt_proto, *map(str, reg_addr)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    async def main():
+        with trio.fail_after(20):
+            line = await trio.to_thread.run_sync(
+                proc.stdout.readline, abandon_on_cancel=True,
+            )
+            assert line.strip() == 'UP', line
+            async with tractor.open_root_actor(
+                registry_addrs=[reg_addr],
+                enable_transports=[tpt_proto],
+            ):
+                async with tractor.get_registry() as portal:
+                    assert portal.chan.aid.name == 'daemon'
+                    await portal.cancel_actor()
+
+    try:
+        trio.run(main)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    assert out.strip() == 'EXITED', (out, err[-3000:])

@@ -199,6 +199,9 @@ async def open_root_actor(
     try:
         async with collapse_eg(), trio.open_nursery() as tn:
             accepted = await tn.start(async_main, actor, accept_addrs)
+            # a cancel request from a peer (e.g. `portal.cancel_actor()` to
+            # a daemon) ends the body too, which then exits normally
+            tn.start_soon(_end_body_once_cancelled, actor, tn.cancel_scope)
             rtvs['_root_addrs'] = list(accepted)
             rtvs['_root_mailbox'] = accepted[0]
             try:
@@ -215,6 +218,11 @@ async def open_root_actor(
         rtvs['_root_addrs'] = []
         rtvs['_root_mailbox'] = (None, None)
         _state._set_current_actor(None)
+
+
+async def _end_body_once_cancelled(actor: Actor, body_scope: trio.CancelScope) -> None:
+    await actor._cancel_complete.wait()
+    body_scope.cancel()
 
 
 def run_daemon(
