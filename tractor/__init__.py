@@ -6,7 +6,9 @@ running its own `trio.run()`; actors call each other over IPC and are
 supervised like trio tasks in a nursery.
 '''
 from ._exceptions import (
+    AuthenticationFailed as AuthenticationFailed,
     ContextCancelled as ContextCancelled,
+    HandshakeFailed as HandshakeFailed,
     ModuleNotExposed as ModuleNotExposed,
     MsgTypeError as MsgTypeError,
     RemoteActorError as RemoteActorError,

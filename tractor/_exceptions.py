@@ -116,6 +116,13 @@ class HandshakeFailed(TransportClosed):
     '''
 
 
+class AuthenticationFailed(HandshakeFailed):
+    '''
+    The peer answered the handshake but does not hold our secret: its proof
+    did not match, or it hung up on ours.
+    '''
+
+
 class RemoteActorError(Exception):
     '''
     An error raised in another actor, boxed and re-raised here.

@@ -17,7 +17,10 @@ from typing import (
 import trio
 
 from tractor import log
-from tractor._exceptions import TransportClosed
+from tractor._exceptions import (
+    AuthenticationFailed,
+    TransportClosed,
+)
 from tractor.ipc import (
     Channel,
     _connect_chan,
@@ -29,6 +32,7 @@ from tractor.ipc._addr import (
 from tractor.ipc._uds import UDSAddress
 from tractor.msg.types import Aid
 from tractor.runtime import _state
+from tractor.trionics._eg import collapse_eg
 from tractor.runtime._portal import (
     LocalPortal,
     Portal,
@@ -48,7 +52,8 @@ async def _probe_registry(
 ) -> str:
     '''
     Is a registrar listening at `addr`? Returns `'registrar'`,
-    `'occupied'` (something answers, but not as a registrar) or `'absent'`.
+    `'occupied'` (something answers, but not as a registrar) or `'absent'`;
+    raises `AuthenticationFailed` if an actor there holds another secret.
     '''
     addr = wrap_address(addr)
     probe_aid = Aid(
@@ -68,6 +73,12 @@ async def _probe_registry(
             try:
                 peer = await chan._do_handshake(probe_aid, timeout=attempt_timeout)
                 return 'occupied' if peer.is_registrar is False else 'registrar'
+            except AuthenticationFailed as err:
+                raise AuthenticationFailed(
+                    f'Can not use the registry address {addr!r}: {err}',
+                    loglevel=err.loglevel,
+                    src_exc=err.src_exc,
+                ) from err
             except TransportClosed:
                 pass
             finally:
@@ -88,7 +99,7 @@ async def _probe_registry_addrs(
     async def _probe(idx: int, addr: Any) -> None:
         results[idx] = await _probe_registry(addr, timeout=timeout)
 
-    async with trio.open_nursery() as tn:
+    async with collapse_eg(), trio.open_nursery() as tn:
         for idx, addr in enumerate(addrs):
             tn.start_soon(_probe, idx, addr)
     registrars = [addr for idx, addr in enumerate(addrs) if results[idx] == 'registrar']

@@ -35,7 +35,10 @@ from typing import Any
 import msgspec
 import trio
 
-from tractor._exceptions import HandshakeFailed
+from tractor._exceptions import (
+    AuthenticationFailed,
+    HandshakeFailed,
+)
 from tractor.msg.types import (
     Aid,
     AuthChallenge,
@@ -268,11 +271,23 @@ async def authenticate(
     if not accept:
         await _send_proof(transport, proof, peer)
 
-    peer_proof = await _recv_as(transport, _proof_dec, 'proof', peer)
+    try:
+        peer_proof = await _recv_as(transport, _proof_dec, 'proof', peer)
+    except HandshakeFailed as err:
+        if not accept and isinstance(err.src_exc, PeerClosed):
+            # it read our proof and hung up: it checked it against another key
+            raise AuthenticationFailed(
+                f'{peer} refused our authentication: it does not hold our '
+                'secret (a different `secret=`/$TRACTOR_SECRET, or another '
+                "user's actor)",
+                loglevel='warning',
+                src_exc=err.src_exc,
+            ) from err
+        raise
     peer_aid_bytes = bytes(peer_proof.aid)
     expected = _mac(secret, peer_role, *nonces, peer_aid_bytes)
     if not hmac.compare_digest(expected, peer_proof.mac):
-        raise HandshakeFailed(
+        raise AuthenticationFailed(
             f'{peer} failed authentication: its proof does not match our '
             'secret (a different `secret=`/$TRACTOR_SECRET, or another user)',
             loglevel='warning',
