@@ -56,6 +56,8 @@ logger = log.get_logger()
 
 # overflow buffered for a side that allows overruns, beyond its feeder
 OVERFLOW_MAXLEN: int = 616
+# room left above it for control messages, which are never overrun
+OVERFLOW_HARD_MAXLEN: int = OVERFLOW_MAXLEN + 64
 # the parent drains at most this many stream items while waiting for the
 # final result after it has left its stream (the child may keep streaming)
 MAX_DRAINED_YIELDS: int = 6
@@ -102,7 +104,8 @@ class Context:
         self._stream_opened: bool = False
         self._allow_overruns = allow_overruns
         # beyond a full feeder: the stream items of a side allowing
-        # overruns (up to OVERFLOW_MAXLEN) and any control message
+        # overruns (up to OVERFLOW_MAXLEN) and control messages (up to
+        # OVERFLOW_HARD_MAXLEN in all)
         self._overflow: deque = deque()
         self._overflow_pump: trio.Event|None = None
         self._overrun_reported: bool = False
@@ -213,8 +216,9 @@ class Context:
             self._send_chan.send_nowait(msg)
             return True
         except trio.WouldBlock:
-            if type(msg) is not Yield:
-                # control messages (Stop, Return, Error) are never dropped
+            if type(msg) is not Yield and len(self._overflow) < OVERFLOW_HARD_MAXLEN:
+                # control messages (Stop, Return, Error) are not dropped;
+                # a dialog has a handful, so only a broken peer hits the cap
                 self._overflow.append(msg)
                 self._start_overflow_pump()
                 return True
