@@ -12,7 +12,10 @@ from __future__ import annotations
 import time
 import errno
 import os
-from collections import defaultdict
+from collections import (
+    OrderedDict,
+    defaultdict,
+)
 from typing import (
     Awaitable,
     Callable,
@@ -33,8 +36,9 @@ from ._chan import (
 
 logger = log.get_logger()
 
-# connections allowed to be mid-handshake at once; more are closed at
-# once, so unauthenticated peers can hold little memory and few fds
+# connections allowed to be mid-handshake at once, so unauthenticated
+# peers hold little memory and few fds; a newcomer beyond it evicts the
+# oldest (see `IPCServer._authenticate`)
 MAX_PENDING_HANDSHAKES: int = 64
 
 _listen_for: dict[type, Callable] = {
@@ -203,7 +207,8 @@ class IPCServer:
         self.accept_addrs: list[Address] = []
         self._listen_scope: trio.CancelScope|None = None
         self._shutdown = trio.Event()
-        self._pending_handshakes: int = 0
+        # connections mid-handshake, oldest first
+        self._pending_handshakes: OrderedDict[Channel, trio.CancelScope] = OrderedDict()
         # each bound socket file's identity, so we unlink only our own
         self._uds_files: dict[_uds.UDSAddress, tuple[int, int, int]|None] = {}
 
@@ -328,22 +333,24 @@ class IPCServer:
         The new connection's channel once its peer authenticated, else
         `None` (the connection is closed; nothing it sent was acted on).
         '''
-        if self._pending_handshakes >= MAX_PENDING_HANDSHAKES:
+        if len(self._pending_handshakes) >= MAX_PENDING_HANDSHAKES:
+            # evict the oldest: squatters idle there for the whole deadline,
+            # while a real peer completes its handshake within a millisecond
+            _oldest, scope = self._pending_handshakes.popitem(last=False)
+            scope.cancel()
             _refusal_log.warning(
-                f'{self!r}: refusing a connection, {self._pending_handshakes} '
-                'unauthenticated connections are already pending'
+                f'{self!r}: {MAX_PENDING_HANDSHAKES} unauthenticated '
+                'connections pending; dropping the oldest'
             )
+        try:
+            chan = Channel.from_stream(stream)
+        except OSError as err:
+            # gone before we could even ask who it is
+            logger.runtime(f'Dropping a connection that went away at once: {err!r}')
             await _close_quietly(stream)
             return None
-        self._pending_handshakes += 1
-        try:
-            try:
-                chan = Channel.from_stream(stream)
-            except OSError as err:
-                # gone before we could even ask who it is
-                logger.runtime(f'Dropping a connection that went away at once: {err!r}')
-                await _close_quietly(stream)
-                return None
+        with trio.CancelScope() as scope:
+            self._pending_handshakes[chan] = scope
             try:
                 await chan._do_handshake(self._get_aid(), accept=True)
             except HandshakeFailed as err:
@@ -353,9 +360,12 @@ class IPCServer:
                     logger.runtime(f'Dropped a connection during the handshake: {err}')
                 await chan.aclose()
                 return None
+            finally:
+                self._pending_handshakes.pop(chan, None)
             return chan
-        finally:
-            self._pending_handshakes -= 1
+        # evicted
+        await chan.aclose()
+        return None
 
     async def wait_for_peer(self, uid: tuple[str, str]) -> tuple[trio.Event, Channel]:
         '''Block until peer `uid` has connected; return its latest channel.'''
