@@ -74,7 +74,16 @@ class Channel:
             stream = await connect(addr)
         except OSError as err:
             raise ConnectionError(f'Could not connect to {addr!r}: {err}') from err
-        return cls(transport_type(stream))
+        try:
+            # reads both ends' names: fails if the peer already hung up
+            transport = transport_type(stream)
+        except OSError as err:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+            raise ConnectionError(
+                f'Connection to {addr!r} closed at once (refused?): {err}'
+            ) from err
+        return cls(transport)
 
     @classmethod
     def from_stream(cls, stream: trio.SocketStream) -> Channel:

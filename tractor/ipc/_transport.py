@@ -30,10 +30,17 @@ _YIELD_EVERY = 16
 
 
 def _env_size(name: str, default: int) -> int:
-    try:
-        return int(os.environ[name])
-    except (KeyError, ValueError):
+    '''A positive byte count from env var `name`; a bad value is an error.'''
+    raw = os.environ.get(name)
+    if not raw:
         return default
+    try:
+        size = int(raw)
+    except ValueError:
+        size = 0
+    if size <= 0:
+        raise ValueError(f'${name} must be a positive number of bytes, not {raw!r}')
+    return size
 
 
 # the largest frame an authenticated peer may send (env
@@ -48,6 +55,9 @@ PREAUTH_MAX_MSG_SIZE: int = 4096
 # default 256 MiB); a connection waits (reads nothing more) until its
 # whole frame fits
 RECV_BUDGET: int = _env_size('TRACTOR_RECV_BUDGET', 1 << 28)
+if RECV_BUDGET < MAX_MSG_SIZE:
+    # a frame the budget can never hold would only ever drop its connection
+    RECV_BUDGET = MAX_MSG_SIZE
 
 
 # how a msgpack value is laid out, by its first byte (see the msgpack

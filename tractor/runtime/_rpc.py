@@ -383,8 +383,12 @@ async def _on_dispatch_error(
     err: Exception,
 ) -> None:
     '''Box a failure to act on `msg` to its sender, or log and drop it.'''
-    cid = getattr(msg, 'cid', None)
     where = f'{type(msg).__name__} from {chan!r}'
+    if not hasattr(msg, 'cid'):
+        # e.g. an `Aid` or `SpawnSpec`: only valid while connecting
+        logger.warning(f'Dropping an out-of-place {where}')
+        return
+    cid = msg.cid
     if isinstance(cid, str) and type(msg) is Start:
         logger.warning(f'Failed to serve {where}: {err!r}')
         await _ship_error(actor, chan, err, cid)
