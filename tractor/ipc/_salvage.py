@@ -6,10 +6,9 @@ names. A loop over msgpack heads, never a recursion.
 from __future__ import annotations
 
 # how a msgpack value is laid out, by its first byte (see the msgpack
-# spec), for `salvage_envelope()`: fixed-size values (bytes after the
-# first one),
-# strs/bins/exts (width of the length field, plus 1 for an ext's type byte)
-# and arrays/maps (width of the count field, values per count)
+# spec): fixed-size values (bytes after the first one), strs/bins/exts
+# (width of the length field, plus 1 for an ext's type byte) and
+# arrays/maps (width of the count field, values per count)
 _FIXED_SIZE: dict[int, int] = {
     0xc0: 0, 0xc2: 0, 0xc3: 0,
     0xca: 4, 0xcb: 8,
