@@ -189,8 +189,9 @@ def test_raw_peer_bad_requests_get_replies(reg_addr, start_method, tpt_proto):
 
 def test_registrar_refuses_speaking_for_others(reg_addr, start_method):
     '''
-    A peer can not register, or unregister, another actor's uid; the
-    other actor stays findable.
+    A peer can not register, or unregister, another actor's uid, nor
+    delete an address that still accepts connections (`delete_addr` is
+    for addresses a caller found dead): the other actor stays findable.
     '''
     async def main():
         with trio.fail_after(20):
@@ -216,6 +217,11 @@ def test_registrar_refuses_speaking_for_others(reg_addr, start_method):
                     )
                 assert 'PermissionError' in str(info.value)
 
+                deleted = await mallory.run(
+                    call_registrar, method='delete_addr', addr=victim_addr,
+                )
+                assert deleted is None
+
                 async with tractor.find_actor('victim') as found:
                     assert found is not None
                     assert tuple(found.chan.aid.uid) == tuple(victim_uid)
@@ -228,31 +234,6 @@ def test_registrar_refuses_speaking_for_others(reg_addr, start_method):
                 )
                 async with tractor.find_actor('mallory') as found:
                     assert found is None
-                await an.cancel()
-
-    trio.run(main)
-
-
-def test_delete_addr_keeps_live_addresses(reg_addr, start_method):
-    '''
-    `delete_addr` (what a peer calls when it found an address stale) keeps
-    an address that still accepts connections.
-    '''
-    async def main():
-        with trio.fail_after(20):
-            async with tractor.open_nursery(
-                **nursery_kwargs(reg_addr, start_method),
-            ) as an:
-                victim = await start_echo_daemon(an, 'victim')
-                mallory = await start_echo_daemon(an, 'mallory')
-                victim_addr = (await victim.run(accept_addrs))[0]
-
-                deleted = await mallory.run(
-                    call_registrar, method='delete_addr', addr=victim_addr,
-                )
-                assert deleted is None
-                async with tractor.find_actor('victim') as found:
-                    assert found is not None
                 await an.cancel()
 
     trio.run(main)
