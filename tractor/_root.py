@@ -44,7 +44,7 @@ from tractor.trionics._eg import (
 
 logger = log.get_logger()
 
-_DEBUG_CAPABLE_BACKENDS: frozenset[str] = frozenset({'trio'})
+_DEBUG_CAPABLE_BACKENDS: frozenset[str] = _spawn.DEBUG_CAPABLE_BACKENDS
 
 
 def _not_only_cancelled(err: BaseException) -> bool:
@@ -110,6 +110,11 @@ async def open_root_actor(
     Start this process's actor runtime as the root of a tree, becoming the
     tree's registrar unless one already answers at the registry address.
     Yields the root `Actor`; tears the runtime down on exit.
+
+    `start_method` (overridden by `$TRACTOR_SPAWN_METHOD`) becomes the
+    process default spawn backend, used by every nursery opened without
+    one (`open_nursery(start_method=...)` picks another per nursery);
+    `None` keeps the current default.
 
     `secret` is what every peer of this tree must prove it holds before
     anything it sends is acted on (children get it from their parent);

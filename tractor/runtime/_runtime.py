@@ -66,6 +66,11 @@ class Actor:
     '''
     An actor: a runtime with an identity, an IPC server, and the remote
     tasks and dialogs it serves.
+
+    `spawn_method` says which spawn backend started this actor
+    (`'trio'`, `'mp_spawn'`, `'mp_forkserver'` or `'subint'`); for the
+    root, which no backend started, it is the root's default backend
+    (its `start_method`, else the process default when it opened).
     '''
     is_registrar: bool = False
     msg_buffer_size: int = 2**6

@@ -41,6 +41,9 @@ CANCEL_PHASE_TIMEOUT: float = 3.0
 
 # installed by `tractor.spawn` and `tractor._root`
 _spawner: Callable|None = None
+# `start_method` given to `open_nursery()` (or `None`) -> the checked key
+# of the backend that nursery spawns with
+_start_method_for: Callable[[str|None], str]|None = None
 _root_opener: Callable|None = None
 _main_data_for: Callable[[dict[str, str]], dict[str, str]]|None = None
 
@@ -62,7 +65,13 @@ def merge_module_paths(
 
 
 class ActorNursery:
-    '''Spawns and supervises child actors; created by `open_nursery()`.'''
+    '''
+    Spawns and supervises child actors; created by `open_nursery()`.
+
+    `start_method` is the spawn backend every child of this nursery is
+    started with (`'trio'`, `'mp_spawn'`, `'mp_forkserver'` or
+    `'subint'`).
+    '''
 
     def __init__(
         self,
@@ -70,8 +79,10 @@ class ActorNursery:
         ria_nursery: trio.Nursery,
         da_nursery: trio.Nursery,
         errors: dict[tuple[str, str], BaseException],
+        start_method: str,
     ) -> None:
         self._actor = actor
+        self.start_method = start_method
         self._ria_nursery = ria_nursery
         self._da_nursery = da_nursery
         self.errors = errors
@@ -144,6 +155,7 @@ class ActorNursery:
         return await (nursery or self._da_nursery).start(
             partial(
                 _spawner,
+                start_method=self.start_method,
                 main_task=_main_task,
                 infect_asyncio=infect_asyncio,
                 proc_kwargs=proc_kwargs,
@@ -307,6 +319,7 @@ def _raise_errors(errors: dict[tuple[str, str], BaseException]) -> None:
 @asynccontextmanager
 async def _open_and_supervise_one_cancels_all_nursery(
     actor: Actor,
+    start_method: str,
 ) -> AsyncIterator[ActorNursery]:
     errors: dict[tuple[str, str], BaseException] = {}
     an: ActorNursery|None = None
@@ -316,7 +329,9 @@ async def _open_and_supervise_one_cancels_all_nursery(
         async with trio.open_nursery() as da_nursery:
             try:
                 async with trio.open_nursery() as ria_nursery:
-                    an = ActorNursery(actor, ria_nursery, da_nursery, errors)
+                    an = ActorNursery(
+                        actor, ria_nursery, da_nursery, errors, start_method,
+                    )
                     try:
                         yield an
                     except BaseException as body_err:
@@ -345,21 +360,37 @@ async def _open_and_supervise_one_cancels_all_nursery(
 async def open_nursery(
     *,
     hide_tb: bool = True,
+    start_method: str|None = None,
     **kwargs,
 ) -> AsyncIterator[ActorNursery]:
     '''
     Open an actor nursery. Without a running runtime (in the main
     process) a root actor is started first and torn down after the
     nursery; `kwargs` then go to `open_root_actor()`.
+
+    `start_method` selects the spawn backend of every child this nursery
+    starts, wherever it is opened (root, subactor, nested nursery); by
+    default, the actor's own: the root's `start_method`, in a subactor
+    the backend it was spawned with (`try_set_start_method()` changes
+    it). An unknown key raises `ValueError`, one that cannot run here
+    `RuntimeError`, both before anything is spawned.
     '''
     actor = _state.current_actor(err_on_no_runtime=False)
     if actor is None and _state.is_main_process():
-        async with _root_opener(hide_tb=hide_tb, **kwargs) as actor:
-            async with _open_and_supervise_one_cancels_all_nursery(actor) as an:
+        async with _root_opener(
+            hide_tb=hide_tb, start_method=start_method, **kwargs,
+        ) as actor:
+            # the root took `start_method` (or `$TRACTOR_SPAWN_METHOD`,
+            # which overrides it) as its default
+            backend = _start_method_for(None)
+            async with _open_and_supervise_one_cancels_all_nursery(
+                actor, backend,
+            ) as an:
                 an._implicit_runtime_started = True
                 yield an
         return
     if actor is None:
         actor = _state.current_actor()
-    async with _open_and_supervise_one_cancels_all_nursery(actor) as an:
+    backend = _start_method_for(start_method)
+    async with _open_and_supervise_one_cancels_all_nursery(actor, backend) as an:
         yield an

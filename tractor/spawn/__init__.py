@@ -22,4 +22,5 @@ else:
 from tractor.runtime import _supervise  # noqa: E402
 
 _supervise._spawner = _spawn.new_proc
+_supervise._start_method_for = _spawn.nursery_start_method
 _supervise._main_data_for = _spawn.parent_main_data

@@ -20,6 +20,8 @@ from tractor.runtime._runtime import (
     async_main,
 )
 
+from . import _spawn
+
 
 def _actor_child_main(
     uid: tuple[str, str],
@@ -31,11 +33,14 @@ def _actor_child_main(
 ) -> None:
     '''
     Run a child actor in this process (or sub-interpreter) to completion.
-    `secret` is the tree's secret as the parent handed it down (without
-    one, the child resolves its own like a root would).
+    `spawn_method` is the backend that started it, and so the default of
+    its own nurseries. `secret` is the tree's secret as the parent handed
+    it down (without one, the child resolves its own like a root would).
     '''
     if secret is not None:
         set_secret(secret)
+    # one actor per interpreter: the interpreter's default is the actor's
+    _spawn.try_set_start_method(spawn_method)
     name, uuid = uid
     actor = Actor(name, uuid, loglevel=loglevel, spawn_method=spawn_method)
     _state._set_current_actor(actor)

@@ -30,7 +30,6 @@ from tractor import log
 from tractor.ipc._auth import Secret
 from ._entry import _actor_child_main
 
-from . import _spawn
 from ._spawn import (
     ChildHandle,
     SpawnArgs,
@@ -219,8 +218,6 @@ def _mp_child_main(
     secret: Secret,
 ) -> None:
     '''The `multiprocessing.Process` target: run the actor's runtime.'''
-    # grandchildren are spawned the same way as we were
-    _spawn.try_set_start_method(spawn_method)
     if forkserver_info is not None:
         _adopt_forkserver(forkserver_info)
     _actor_child_main(

@@ -54,8 +54,14 @@ SpawnMethodKey = Literal[
     'mp_forkserver',  # multiprocessing, 'forkserver' start method
     'subint',         # a CPython sub-interpreter on its own thread (3.14+)
 ]
+# this interpreter's default backend: what nurseries opened without a
+# `start_method` use (a child actor's is set at boot to the backend it was
+# spawned with, see `_entry._actor_child_main`)
 _spawn_method: SpawnMethodKey = 'trio'
 _ctx: Any = None
+
+# backends whose children can share the tree-wide debugger tty lock
+DEBUG_CAPABLE_BACKENDS: frozenset[str] = frozenset({'trio'})
 
 # how long a child gets to exit by itself after acknowledging a cancel
 # request, and after that, after each escalation step
@@ -151,8 +157,12 @@ def _check_key(key: str) -> None:
 
 def try_set_start_method(key: str) -> Any:
     '''
-    Select the process-wide spawn backend. Returns the multiprocessing
-    context for the `mp_*` backends, else `None`.
+    Select this process's default spawn backend: the one used by a root
+    opened without `start_method` and by every nursery of this actor
+    opened without one (`open_nursery(start_method=...)` overrides it per
+    nursery). Returns the multiprocessing context for the `mp_*`
+    backends, else `None`. An unknown key raises `ValueError`, a backend
+    that cannot run in this interpreter `RuntimeError` saying why.
     '''
     global _spawn_method, _ctx
     _check_key(key)
@@ -162,6 +172,24 @@ def try_set_start_method(key: str) -> Any:
     else:
         _ctx = None
     return _ctx
+
+
+def nursery_start_method(key: str|None) -> str:
+    '''
+    The backend an actor nursery spawns with: `key`, or this actor's
+    default when `None`. Checked when the nursery opens, so a key that
+    cannot work fails there (as `try_set_start_method()` would) rather
+    than at the first spawn.
+    '''
+    if key is None:
+        key = _spawn_method
+    _check_key(key)
+    if _state.debug_mode() and key not in DEBUG_CAPABLE_BACKENDS:
+        raise RuntimeError(
+            f'`debug_mode=True` is not supported with the {key!r} spawn '
+            f'backend (debug-capable: {sorted(DEBUG_CAPABLE_BACKENDS)})'
+        )
+    return key
 
 
 # -- child supervision --
@@ -293,14 +321,16 @@ async def new_proc(
     runtime_vars: dict[str, Any],
     parent_main_data: dict[str, str],
     *,
+    start_method: str,
     main_task: tuple[str, str, dict[str, Any]]|None = None,
     infect_asyncio: bool = False,
     proc_kwargs: dict[str, Any]|None = None,
     task_status: trio.TaskStatus[Portal] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     '''
-    Spawn one child with the current backend and supervise it for its
-    whole life; runs as a task in the owning `ActorNursery`.
+    Spawn one child with the `start_method` backend (the nursery's) and
+    supervise it for its whole life; runs as a task in the owning
+    `ActorNursery`.
 
     With `main_task=(ns, func, kwargs)` (a `run_in_actor` child) that task
     is started before the portal is handed out, so a bad call fails the
@@ -308,7 +338,7 @@ async def new_proc(
     '''
     actor = an._actor
     uid = subactor.aid.uid
-    backend = _methods[_spawn_method]
+    backend = _methods[start_method]
     handle = await backend(SpawnArgs(
         subactor=subactor,
         uid=uid,
