@@ -406,6 +406,10 @@ def _replay_parent_main(main_path: str|None, main_name: str|None) -> None:
         sys.modules['__mp_main__'] = module
     else:
         module = load_module_from_path(main_path, '__mp_main__')
+        # as multiprocessing leaves it after running a script by path:
+        # a spec named `__mp_main__` would make the `mp_*` children of
+        # this actor try to import a module of that name
+        module.__spec__ = None
     sys.modules['__main__'] = sys.modules['__mp_main__'] = module
 
 

@@ -62,6 +62,7 @@ FORKSERVER_STOP_TIMEOUT: float = 2.0
 _adopted_forkserver: tuple[Any, bytes|None]|None = None
 _atexit_lock = threading.Lock()
 _atexit_registered: bool = False
+_tracker_stop_registered: bool = False
 
 
 class MpProcessHandle(ChildHandle):
@@ -138,6 +139,50 @@ def _forkserver_info() -> tuple[Any, bytes|None]:
     _register_forkserver_stop()
     # no auth key before Python 3.14
     return server._forkserver_address, getattr(server, '_forkserver_authkey', None)
+
+
+def _in_subinterpreter() -> bool:
+    try:
+        import _interpreters
+    except ImportError:
+        return False
+    return _interpreters.get_current()[0] != _interpreters.get_main()[0]
+
+
+def _register_tracker_stop() -> None:
+    global _tracker_stop_registered
+    with _atexit_lock:
+        if not _tracker_stop_registered:
+            atexit.register(_stop_resource_tracker)
+            _tracker_stop_registered = True
+
+
+def _stop_resource_tracker() -> None:
+    '''
+    Stop and reap the resource tracker this sub-interpreter started (its
+    `atexit` runs when the interpreter is destroyed). A process that ends
+    takes its tracker with it; an interpreter that ends leaves it behind
+    as a zombie child of the process, since nothing else would reap it.
+    Bounded like `_stop_forkserver`.
+    '''
+    tracker = _mp_resource_tracker._resource_tracker
+    with tracker._lock:
+        fd, pid = tracker._fd, tracker._pid
+        if fd is None or pid is None:
+            return
+        tracker._fd = tracker._pid = None
+        # EOF on its "alive" pipe makes it clean up and exit
+        os.close(fd)
+    deadline = time.monotonic() + FORKSERVER_STOP_TIMEOUT
+    try:
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.01)
+    except ChildProcessError:
+        pass
 
 
 def _register_forkserver_stop() -> None:
@@ -245,6 +290,10 @@ async def _start(
         )
 
     def start() -> Any:
+        if _in_subinterpreter():
+            # before the forkserver's hook: that one runs first (LIFO)
+            # and the server holds the tracker's pipe too
+            _register_tracker_stop()
         # even when not sharing it, our own server must be started with
         # the preload and the exit hook
         info = _forkserver_info() if forkserver else None
