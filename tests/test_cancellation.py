@@ -31,6 +31,12 @@ async def fail_with_assert(delay: float = 0):
     assert 0, 'this child was built to fail'
 
 
+async def fail_at(wall_time: float):
+    # children started one after another fail at the same moment
+    await trio.sleep(max(0, wall_time - time.time()))
+    assert 0, 'this child was built to fail'
+
+
 async def fail_with_value_error():
     raise ValueError('boom from a child')
 
@@ -147,8 +153,9 @@ def test_one_failing_child_cancels_daemons(reg_addr, start_method):
 
 def test_multiple_failing_children_group(reg_addr, start_method):
     '''
-    Several failing `run_in_actor()` children: a `BaseExceptionGroup`
-    of boxes comes out of the nursery.
+    Several `run_in_actor()` children failing at the same moment: the
+    first failure cancels the body and the others at once, yet every
+    error that happened comes out of the nursery, as a group of boxes.
 
     '''
     async def main():
@@ -157,13 +164,15 @@ def test_multiple_failing_children_group(reg_addr, start_method):
                 async with tractor.open_nursery(
                     **nursery_kwargs(reg_addr, start_method),
                 ) as an:
+                    # late enough for all three spawns, even on a busy box
+                    fail_time = time.time() + 3
                     for i in range(3):
                         await an.run_in_actor(
-                            fail_with_assert,
+                            fail_at,
+                            wall_time=fail_time,
                             name=f'failer_{i}',
                         )
-                    # let every child fail before the body exits
-                    await trio.sleep(0.5)
+                    await trio.sleep_forever()
 
             eg = excinfo.value
             boxes = [

@@ -64,6 +64,7 @@ class Channel:
         self._exc: BaseException|None = None
         self._cancel_called: bool = False
         self._closed: bool = False
+        self._closed_event = trio.Event()
 
     # -- construction --
     @classmethod
@@ -218,8 +219,15 @@ class Channel:
         if self._closed:
             return
         self._closed = True
-        with trio.CancelScope(shield=True):
-            await self.transport.aclose()
+        try:
+            with trio.CancelScope(shield=True):
+                await self.transport.aclose()
+        finally:
+            self._closed_event.set()
+
+    async def wait_closed(self) -> None:
+        '''Until this channel is closed (its serving loop closes it on EOF).'''
+        await self._closed_event.wait()
 
     def _peer_label(self) -> str:
         '''How to name the other end before we know who it is.'''

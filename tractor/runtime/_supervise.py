@@ -23,6 +23,7 @@ from tractor import log
 from tractor._code_load import module_file
 from tractor._exceptions import ActorTooSlowError
 from tractor.ipc._addr import wrap_address
+from tractor.trionics._eg import is_multi_cancelled
 
 from . import _state
 from ._portal import (
@@ -96,6 +97,8 @@ class ActorNursery:
         self.exited = trio.Event()
         self._implicit_runtime_started: bool = False
         self._cancelling: bool = False
+        # wraps the nursery's body: a child's failure cancels it
+        self._body_scope: trio.CancelScope|None = None
 
     @property
     def cancel_called(self) -> bool:
@@ -209,12 +212,15 @@ class ActorNursery:
     # -- cancellation --
     def _child_failed(self, uid: tuple[str, str], err: BaseException) -> None:
         '''
-        Record a child's failure; once the body has exited, cancel the
-        other children right away (one-cancels-all).
+        Record a child's failure and act like a trio nursery whose task
+        crashed: cancel the body (whose exit then cancels the other
+        children) or, once the body has exited, the other children.
         '''
         self.errors.setdefault(uid, err)
         if self._join_procs.is_set():
             self._cancel_soon()
+        elif self._body_scope is not None:
+            self._body_scope.cancel()
 
     def _cancel_soon(self) -> None:
         if not self._cancel_called:
@@ -306,6 +312,16 @@ async def _kill_if_still_alive(terminated: dict[tuple[str, str], Any]) -> None:
             handle.kill()
 
 
+def _cancelled_for_child_failure(an: ActorNursery, err: BaseException) -> bool:
+    '''Whether the body only ended because a child failed (not an error).'''
+    return (
+        an._body_scope is not None
+        and an._body_scope.cancel_called
+        and bool(an.errors)
+        and (isinstance(err, trio.Cancelled) or bool(is_multi_cancelled(err)))
+    )
+
+
 def _raise_errors(errors: dict[tuple[str, str], BaseException]) -> None:
     if not errors:
         return
@@ -332,13 +348,15 @@ async def _open_and_supervise_one_cancels_all_nursery(
                     an = ActorNursery(
                         actor, ria_nursery, da_nursery, errors, start_method,
                     )
-                    try:
-                        yield an
-                    except BaseException as body_err:
-                        errors[actor.aid.uid] = body_err
-                        an._join_procs.set()
-                        await an.cancel()
-                        raise
+                    with trio.CancelScope() as an._body_scope:
+                        try:
+                            yield an
+                        except BaseException as body_err:
+                            an._join_procs.set()
+                            if not _cancelled_for_child_failure(an, body_err):
+                                errors[actor.aid.uid] = body_err
+                            await an.cancel()
+                            raise
                     an._body_exited()
             finally:
                 if errors and an is not None and not an._cancel_called:

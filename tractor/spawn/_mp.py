@@ -113,6 +113,9 @@ class MpProcessHandle(ChildHandle):
     def describe_exit(self) -> str:
         return describe_returncode(self._poll())
 
+    def exited_cleanly(self) -> bool:
+        return self._poll() == 0
+
     async def release(self) -> None:
         # frees the sentinel (and the data pipe's duplicate for a
         # forkserver child); impossible while the child still runs

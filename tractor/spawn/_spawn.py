@@ -97,6 +97,10 @@ class ChildHandle:
         '''How the child ended, for error messages.'''
         raise NotImplementedError
 
+    def exited_cleanly(self) -> bool:
+        '''Whether the child has ended as a clean exit would (status 0).'''
+        raise NotImplementedError
+
     async def release(self) -> None:
         '''Free what the backend held for the child (after it exited).'''
 
@@ -313,6 +317,58 @@ async def _collect_result(
             await portal.cancel_actor()
 
 
+async def _until_either(*waits: Callable[[], Awaitable[None]]) -> None:
+    '''Return as soon as one of `waits` returns.'''
+    async with trio.open_nursery() as tn:
+        async def _wait_then_stop(wait: Callable[[], Awaitable[None]]) -> None:
+            await wait()
+            tn.cancel_scope.cancel()
+
+        for wait in waits:
+            tn.start_soon(_wait_then_stop, wait)
+
+
+def _was_asked_to_end(an: ActorNursery, portal: Portal) -> bool:
+    return portal.chan._cancel_called or an._cancel_called
+
+
+async def _watch_daemon(
+    an: ActorNursery,
+    uid: tuple[str, str],
+    portal: Portal,
+    handle: ChildHandle,
+) -> None:
+    '''
+    Report a daemon whose connection ended without anybody asking it to
+    (killed, crashed, exited, or just disconnected) as an `ActorFailure`
+    of its nursery, at once: like a crashed task in a trio nursery. One
+    that exits cleanly by itself (e.g. `cancel_actor()` from inside) is
+    only logged. (`_collect_result` does this for `run_in_actor` ones.)
+    '''
+    await _until_either(portal.chan.wait_closed, handle.wait)
+    if _was_asked_to_end(an, portal):
+        return
+    if portal.chan._exc is not None:
+        # its runtime reported why it went away: `new_proc` records that
+        return
+    # the exit status says more than the lost connection: wait for it
+    with trio.move_on_after(REAP_GRACE):
+        await handle.wait()
+    if _was_asked_to_end(an, portal):
+        return
+    if handle.alive():
+        failure = ActorFailure(
+            f'Actor {uid!r} lost its connection to its parent without being '
+            f'asked to cancel (it {handle.describe_exit()})'
+        )
+    elif handle.exited_cleanly():
+        logger.info(f'Actor {uid!r} ended itself cleanly')
+        return
+    else:
+        failure = ActorFailure(f'Actor {uid!r} {handle.describe_exit()}')
+    an._child_failed(uid, failure)
+
+
 async def new_proc(
     an: ActorNursery,
     subactor: Actor,
@@ -368,6 +424,9 @@ async def new_proc(
         async with trio.open_nursery() as tn:
             if main_task is not None:
                 tn.start_soon(_collect_result, an, uid, portal, handle)
+            else:
+                # a daemon's end nobody asked for is an error at once
+                tn.start_soon(_watch_daemon, an, uid, portal, handle)
             # a daemon lives until cancelled; either kind is reaped as
             # soon as it exits, whatever the nursery's body is doing
             await soft_kill(handle, portal)

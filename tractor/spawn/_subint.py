@@ -500,6 +500,9 @@ class SubintHandle(ChildHandle):
             return f'was {self.outcome}'
         return f'exited abnormally: {self.outcome}'
 
+    def exited_cleanly(self) -> bool:
+        return self._finished and self.outcome == 'ok'
+
     @property
     def socket_tag(self) -> str|None:
         # actors in sub-interpreters share our pid (`_uds._interp_suffix`)

@@ -38,6 +38,9 @@ class ProcessHandle(ChildHandle):
     def describe_exit(self) -> str:
         return describe_returncode(self.proc.returncode)
 
+    def exited_cleanly(self) -> bool:
+        return self.proc.returncode == 0
+
 
 def describe_returncode(code: int|None) -> str:
     if code is None:
