@@ -71,6 +71,10 @@ EXPECTED_STDOUT: dict[str, str | tuple[str, ...]] = {
         'worker processes running',
         'whole tree cancelled, no processes left behind',
     ),
+    'shared_resource_cache.py': (
+        "feeds opened: ['btc', 'eth']",
+        '8 of 10 opens were cache hits',
+    ),
 }
 
 

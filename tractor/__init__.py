@@ -56,6 +56,16 @@ from . import msg as msg
 from . import log as log
 from . import trionics as trionics
 
+
+def _apply_trio_patches(actor: Actor) -> None:
+    # our own processes only: a root is the user's program
+    if not actor.is_root:
+        trionics.patches.apply_all()
+
+
+from .runtime import _runtime as _runtime_module  # noqa: E402
+_runtime_module.boot_hooks.append(_apply_trio_patches)
+
 __all__ = [
     name for name in dir() if not name.startswith('_')
 ]

@@ -11,7 +11,10 @@ import sys
 import uuid
 import warnings
 from contextlib import ExitStack
-from typing import Any
+from typing import (
+    Any,
+    Callable,
+)
 
 import trio
 
@@ -60,6 +63,11 @@ logger = log.get_logger()
 UNREGISTER_TIMEOUT: float = 0.5
 PEER_DRAIN_TIMEOUT: float = 3.0
 TASK_CANCEL_ACK_TIMEOUT: float = 0.616
+
+# run with the actor early in its boot, once its runtime vars are known;
+# the helper layers above the core install theirs (`tractor.devx`), and
+# can register undo callbacks on `actor.lifetime_stack`
+boot_hooks: list[Callable[[Actor], None]] = []
 
 
 class Actor:
@@ -457,6 +465,9 @@ async def async_main(
             actor._parent_chan = parent_chan
             if spec.bind_addrs:
                 accept_addrs = spec.bind_addrs
+
+        for hook in boot_hooks:
+            hook(actor)
 
         addrs = (
             [wrap_address(addr) for addr in accept_addrs]

@@ -22,6 +22,7 @@ from tractor._exceptions import (
     NoRuntime,
 )
 from tractor.msg import _ops
+from tractor.trionics import _mngrs
 from tractor.ipc._uds import (
     _DARWIN_TMPDIR as _DARWIN_TMPDIR,
     get_rt_dir as get_rt_dir,
@@ -128,6 +129,15 @@ def _current_actor_uid() -> tuple[str, str]|None:
     return _current_actor.aid.uid if _current_actor is not None else None
 
 
+def _current_service_nursery() -> Any:
+    tn = current_actor()._service_tn
+    if tn is None:
+        raise RuntimeError('The actor runtime has not started its service nursery')
+    return tn
+
+
 # log records name their actor through these (the log layer can't import us)
 log._actor_name_getter = _current_actor_name
 log._actor_uid_getter = _current_actor_uid
+# `trionics.maybe_open_context()` shares resources in the service nursery
+_mngrs._service_nursery_getter = _current_service_nursery
