@@ -75,6 +75,10 @@ EXPECTED_STDOUT: dict[str, str | tuple[str, ...]] = {
         "feeds opened: ['btc', 'eth']",
         '8 of 10 opens were cache hits',
     ),
+    'quick_cluster.py': (
+        'sum of squares below 100000: 333328333350000',
+        'cluster torn down after Ctrl-C',
+    ),
 }
 
 

@@ -52,6 +52,7 @@ from ._root import (
     open_root_actor as open_root_actor,
     run_daemon as run_daemon,
 )
+from ._clustering import open_actor_cluster as open_actor_cluster
 from . import msg as msg
 from . import log as log
 from . import trionics as trionics
