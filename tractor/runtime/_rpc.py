@@ -55,12 +55,14 @@ logger = log.get_logger()
 
 class RpcTask:
     '''Bookkeeping for one running remote procedure call.'''
-    __slots__ = ('ctx', 'func', 'done')
+    __slots__ = ('ctx', 'func', 'done', 'task')
 
     def __init__(self, ctx: Context, func: Callable) -> None:
         self.ctx = ctx
         self.func = func
         self.done = trio.Event()
+        # the trio task running it, once it started
+        self.task: trio.lowlevel.Task|None = None
 
     # `actor._rpc_tasks` values unpack like upstream's `(ctx, func, done)`
     def __iter__(self):
@@ -184,6 +186,7 @@ async def _invoke(
     task: RpcTask,
 ) -> None:
     '''Run one requested function and send its outcome to the caller.'''
+    task.task = trio.lowlevel.current_task()
     ctx = task.ctx
     kind = 'asyncfunc'
     try:

@@ -312,12 +312,17 @@ class Actor:
                 req_chan.aid.uid if req_chan is not None and req_chan.aid
                 else self.aid.uid
             )
+        # an RPC task may cancel its own actor: it waits for all the others
+        me = trio.lowlevel.current_task()
         with trio.CancelScope(shield=True):
-            for task in list(self._rpc_tasks.values()):
-                if task.ctx._canceller is None:
-                    task.ctx._canceller = self._cancel_called_by
-                task.ctx._scope.cancel()
-            await self._ongoing_rpc_tasks.wait()
+            while others := [
+                task for task in self._rpc_tasks.values() if task.task is not me
+            ]:
+                for task in others:
+                    if task.ctx._canceller is None:
+                        task.ctx._canceller = self._cancel_called_by
+                    task.ctx._scope.cancel()
+                await others[0].done.wait()
             if self.ipc_server is not None:
                 self.ipc_server.cancel()
                 await self.ipc_server.wait_for_shutdown()
