@@ -79,6 +79,10 @@ EXPECTED_STDOUT: dict[str, str | tuple[str, ...]] = {
         'sum of squares below 100000: 333328333350000',
         'cluster torn down after Ctrl-C',
     ),
+    'pubsub_topics.py': (
+        'squarer got: [1, 4, 9, 16, 25]',
+        'cuber got: [1, 8, 27, 64, 125]',
+    ),
 }
 
 
