@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing as mp
 import os
+import select
 import signal
 import threading
 import time
@@ -37,6 +38,12 @@ from ._spawn import (
 from ._trio import describe_returncode
 
 logger = log.get_logger()
+
+# what multiprocessing reports as the exit code of a forkserver child when
+# the forkserver went away without reporting one
+_FORKSERVER_GONE: int = 255
+# our stand-in once an orphaned child ended: its status went with its parent
+_UNKNOWN_EXIT: int = -256
 
 # imported once by the forkserver so each fork starts warm; `__main__`
 # first, as the stdlib default does, so children skip re-importing it
@@ -68,7 +75,7 @@ _tracker_stop_registered: bool = False
 class MpProcessHandle(ChildHandle):
     '''A child started through a `multiprocessing` context.'''
 
-    def __init__(self, proc: Any) -> None:
+    def __init__(self, proc: Any, forkserver: bool = False) -> None:
         self.proc = proc
         self.pid = proc.pid
         self._returncode: int|None = None
@@ -76,12 +83,45 @@ class MpProcessHandle(ChildHandle):
         # set while some task waits on the sentinel: trio allows only one
         # waiter per fd, the others wait for it to finish
         self._watcher_done: trio.Event|None = None
+        # a forkserver child is not our child: it reports its exit through
+        # the forkserver, so we also hold a pidfd to follow it should the
+        # forkserver die first (Linux; `None` elsewhere)
+        self._pidfd: int|None = None
+        self._orphaned: bool = False
+        if forkserver and hasattr(os, 'pidfd_open'):
+            try:
+                self._pidfd = os.pidfd_open(proc.pid)
+            except OSError:
+                pass
+
+    def _pidfd_exited(self) -> bool:
+        readable, _, _ = select.select([self._pidfd], [], [], 0)
+        return bool(readable)
 
     def _poll(self) -> int|None:
-        if self._returncode is None and not self._closed:
-            # reaps a zombie (spawn) or reads the forkserver's report
-            self._returncode = self.proc.exitcode
-        return self._returncode
+        if self._returncode is not None or self._closed:
+            return self._returncode
+        if self._orphaned:
+            if self._pidfd_exited():
+                self._returncode = _UNKNOWN_EXIT
+            return self._returncode
+        # reaps a zombie (spawn) or reads the forkserver's report
+        code = self.proc.exitcode
+        if (
+            code == _FORKSERVER_GONE
+            and self._pidfd is not None
+            and not self._pidfd_exited()
+        ):
+            # no report from the child: the forkserver died, and the child
+            # runs on as an orphan we follow through its pidfd
+            self._orphaned = True
+            logger.warning(
+                f'The forkserver of actor {self.proc.name!r} (pid {self.pid}) '
+                'died; following the child directly'
+            )
+            return None
+        self._returncode = code
+        return code
 
     async def wait(self) -> None:
         while self._poll() is None:
@@ -90,10 +130,12 @@ class MpProcessHandle(ChildHandle):
                 continue
             done = self._watcher_done = trio.Event()
             try:
-                await trio.lowlevel.wait_readable(self.proc.sentinel)
+                await trio.lowlevel.wait_readable(
+                    self._pidfd if self._orphaned else self.proc.sentinel
+                )
                 # the sentinel fires while the child is exiting; it can be
                 # reaped a moment later
-                while self._poll() is None:
+                while self._poll() is None and not self._orphaned:
                     await trio.sleep(0.005)
             finally:
                 self._watcher_done = None
@@ -102,25 +144,43 @@ class MpProcessHandle(ChildHandle):
     def alive(self) -> bool:
         return self._poll() is None
 
+    def _signal(self, signum: int) -> None:
+        if not self.alive():
+            return
+        try:
+            if self._orphaned:
+                signal.pidfd_send_signal(self._pidfd, signum)
+            else:
+                os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass  # it just exited
+
     def terminate(self) -> None:
-        if self.alive():
-            self.proc.terminate()
+        self._signal(signal.SIGTERM)
 
     def kill(self) -> None:
-        if self.alive():
-            self.proc.kill()
+        self._signal(signal.SIGKILL)
 
     def describe_exit(self) -> str:
-        return describe_returncode(self._poll())
+        code = self._poll()
+        if self._orphaned:
+            if code is None:
+                return 'is still running, orphaned by the death of its forkserver'
+            return 'ended after its forkserver died (exit status unknown)'
+        return describe_returncode(code)
 
     def exited_cleanly(self) -> bool:
-        return self._poll() == 0
+        return self._poll() == 0 and not self._orphaned
 
     async def release(self) -> None:
         # frees the sentinel (and the data pipe's duplicate for a
         # forkserver child); impossible while the child still runs
         if self._poll() is None or self._closed or self._watcher_done:
             return
+        if self._pidfd is not None:
+            trio.lowlevel.notify_closing(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
         trio.lowlevel.notify_closing(self.proc.sentinel)
         self.proc.close()
         self._closed = True
@@ -325,7 +385,7 @@ async def _start(
     # preload. Uncancellable on purpose: once started, the child must be
     # handed back to be supervised (and reaped).
     proc = await trio.to_thread.run_sync(start)
-    return MpProcessHandle(proc)
+    return MpProcessHandle(proc, forkserver=forkserver)
 
 
 async def mp_spawn_proc(args: SpawnArgs) -> MpProcessHandle:
