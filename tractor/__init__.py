@@ -67,6 +67,26 @@ def _apply_trio_patches(actor: Actor) -> None:
 from .runtime import _runtime as _runtime_module  # noqa: E402
 _runtime_module.boot_hooks.append(_apply_trio_patches)
 
+
+def __getattr__(name: str):
+    # PEP 562: `tractor.to_asyncio` imports asyncio, so only on first use
+    if name == 'to_asyncio':
+        import importlib
+        return importlib.import_module(f'{__name__}.to_asyncio')
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), 'to_asyncio'})
+
+
+def _run_as_asyncio_guest(trio_main):
+    return __getattr__('to_asyncio').run_as_asyncio_guest(trio_main)
+
+
+# a spawned `infect_asyncio=True` actor boots through this
+spawn._entry.asyncio_host = _run_as_asyncio_guest
+
 __all__ = [
     name for name in dir() if not name.startswith('_')
-]
+] + ['to_asyncio']

@@ -66,6 +66,46 @@ class ModuleNotExposed(ModuleNotFoundError):
     '''An RPC named a module that the receiving actor did not enable.'''
 
 
+# -- crossing the trio/asyncio boundary (`tractor.to_asyncio`); defined
+# here so a boxed one resolves in any actor, infected or not
+
+class AsyncioCancelled(Exception):
+    '''
+    Raised on the trio side: its paired asyncio task was cancelled by
+    something other than its trio side (by itself or by asyncio).
+    '''
+
+
+class AsyncioTaskExited(Exception):
+    '''
+    Raised on the trio side: its paired asyncio task returned while the
+    trio side still expected it to talk (`open_channel_from(...,
+    suppress_graceful_exits=False)`, or returning before `started_nowait()`).
+    '''
+
+
+class TrioCancelled(Exception):
+    '''
+    Raised inside an asyncio task: its trio side errored or was cancelled
+    (that error, if any, is the `__cause__`).
+    '''
+
+
+class TrioTaskExited(Exception):
+    '''
+    Raised inside an asyncio task: its trio side left the
+    `open_channel_from()` block while the task was still running.
+    '''
+
+
+class AsyncioRuntimeTranslationError(RuntimeError):
+    '''
+    An outcome could not cross the loop boundary as it should: the asyncio
+    host loop stopped under a running trio guest, or an asyncio task
+    refused to end after its trio side did.
+    '''
+
+
 class TransportClosed(Exception):
     '''
     The IPC connection to a peer closed or broke. `src_exc` is the

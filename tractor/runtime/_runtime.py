@@ -429,6 +429,12 @@ def _replay_parent_main(main_path: str|None, main_name: str|None) -> None:
 def _apply_spawn_spec(actor: Actor, spec: SpawnSpec) -> None:
     actor._spawn_spec = spec
     rtvs = dict(spec._runtime_vars)
+    if bool(rtvs.get('_is_infected_aio')) != actor._infected_aio:
+        raise InternalError(
+            f'{actor!r} was spawned with `infect_asyncio='
+            f'{bool(rtvs.get("_is_infected_aio"))}` but its trio '
+            f'{"is" if actor._infected_aio else "is not"} an asyncio guest'
+        )
     rtvs['_is_root'] = False
     _state._runtime_vars.update(rtvs)
     actor.reg_addrs = [tuple(addr) for addr in spec.reg_addrs]
@@ -456,6 +462,8 @@ async def async_main(
     registrars, then serve.
     '''
     actor._trio_token = trio.lowlevel.current_trio_token()
+    # set by the asyncio host (`to_asyncio.run_as_asyncio_guest`) we run in
+    actor._infected_aio = bool(_state._runtime_vars['_is_infected_aio'])
     parent_chan: Channel|None = None
     try:
         if parent_addr is not None:

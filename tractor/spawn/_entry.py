@@ -5,7 +5,12 @@ cancels it. Every backend ends up here.
 '''
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+)
 
 import trio
 
@@ -21,6 +26,12 @@ from tractor.runtime._runtime import (
 )
 
 from . import _spawn
+
+# Runs an actor's `async_main` with trio as the guest of an asyncio loop
+# (`infect_asyncio=True`), returning or raising like `trio.run()`. The
+# package installs it (`tractor.to_asyncio.run_as_asyncio_guest`, loaded
+# on first use): asyncio lives in a layer above this one.
+asyncio_host: Callable[[Callable[[], Awaitable[Any]]], Any]|None = None
 
 
 def _actor_child_main(
@@ -46,10 +57,17 @@ def _actor_child_main(
     _state._set_current_actor(actor)
     if loglevel:
         log.get_console_log(loglevel)
-    if infect_asyncio:
-        raise RuntimeError('`infect_asyncio=True` is not supported yet')
     try:
-        trio.run(async_main, actor, None, parent_addr)
+        if infect_asyncio:
+            if asyncio_host is None:
+                raise RuntimeError(
+                    '`infect_asyncio=True` needs `tractor.to_asyncio`, which '
+                    'was not installed (import `tractor`, not only its submodules)'
+                )
+            actor._infected_aio = True
+            asyncio_host(partial(async_main, actor, None, parent_addr))
+        else:
+            trio.run(async_main, actor, None, parent_addr)
     except KeyboardInterrupt:
         pass
     finally:
