@@ -83,6 +83,10 @@ EXPECTED_STDOUT: dict[str, str | tuple[str, ...]] = {
         'squarer got: [1, 4, 9, 16, 25]',
         'cuber got: [1, 8, 27, 64, 125]',
     ),
+    'custom_msg_types.py': (
+        "  item: str = 'tea',",
+        'half of 1/3 is Fraction(1, 6)',
+    ),
 }
 
 

@@ -20,6 +20,7 @@ from tractor._exceptions import MsgTypeError
 
 from ._codec import (
     MsgDec,
+    _ctxvar_MsgCodec,
     mk_dec,
 )
 from .types import (
@@ -95,7 +96,10 @@ class PldRx:
         if self._pld_dec is _any_dec:
             return value
         try:
-            return self._pld_dec.decode(msgspec.msgpack.encode(value))
+            # with the task's codec: an `apply_codec()`ed `enc_hook` may be
+            # what makes `value` encodable at all
+            encoded = _ctxvar_MsgCodec.get().encode(value)
+            return self._pld_dec.decode(encoded)
         except msgspec.ValidationError as err:
             raise mk_pld_mte(
                 Started, value, self._pld_dec.spec, err, sending=True,
