@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from ._multiaddr import parse_maddr
+from ._multiaddr import (
+    is_maddr,
+    parse_maddr,
+)
 from ._tcp import TCPAddress
 from ._uds import UDSAddress
 
@@ -51,7 +54,7 @@ def wrap_address(
         isinstance(addr, (list, tuple)) and list(addr) == [None, None]
     ):
         return get_address_cls(default_proto).get_root()
-    if isinstance(addr, str) and addr.startswith('/'):
+    if (isinstance(addr, str) and addr.startswith('/')) or is_maddr(addr):
         return parse_maddr(addr)
     if isinstance(addr, (list, tuple)) and len(addr) == 2:
         first, second = addr
