@@ -87,7 +87,10 @@ async def bench_one(
     count: int,
     rounds: int,
 ) -> tuple[float, float]:
+    from tractor._testing.addr import get_rando_addr
     async with tractor.open_nursery(
+        # a registrar of our own, never one already serving the default address
+        registry_addrs=[get_rando_addr(proto)],
         start_method=backend,
         enable_transports=[proto],
     ) as an:
