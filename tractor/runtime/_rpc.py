@@ -69,17 +69,67 @@ class RpcTask:
         return iter((self.ctx, self.func, self.done))
 
 
+# bound on shipping a task's error from under a shield: only a peer that
+# stopped reading (its socket buffer full) can make it wait at all
+SHIP_ERROR_TIMEOUT: float = 3.0
+
+
 async def _ship_error(
     actor: Actor,
     chan: Channel,
     err: BaseException,
     cid: str|None,
 ) -> None:
-    '''Send `err` boxed to the peer; a dead channel is not a new failure.'''
+    '''
+    Send `err` boxed to the peer; a dead channel is not a new failure.
+
+    A task's real error is shipped under a (bounded) shield: it often
+    arises in a task whose scope is already cancelled (an error raised
+    while handling its cancellation), and a cancelled send would lose it
+    (the caller would then take our cancellation for the ack of its own
+    cancel request). A `ContextCancelled` is sent unshielded: it only
+    reports the cancellation that is already under way.
+    '''
+    msg = pack_error(err, cid=cid, own_uid=actor.aid.uid)
     try:
-        await chan.send(pack_error(err, cid=cid, own_uid=actor.aid.uid))
+        if isinstance(err, ContextCancelled):
+            await chan.send(msg)
+            return
+        with trio.CancelScope(shield=True) as cs:
+            cs.deadline = trio.current_time() + SHIP_ERROR_TIMEOUT
+            await chan.send(msg)
+        if cs.cancelled_caught:
+            logger.warning(
+                f'Could not ship {type(err).__name__} to {chan!r} within '
+                f'{SHIP_ERROR_TIMEOUT} s: the peer does not read'
+            )
     except TransportClosed:
         logger.runtime(f'Could not ship {type(err).__name__} to {chan!r}: channel closed')
+
+
+async def _await_unmasked(target: Any) -> Any:
+    '''
+    Await a context endpoint; when it ends with a `trio.Cancelled` that
+    replaced a real error still in flight (an unshielded `await` in a
+    `finally:` of a task that had failed and was then cancelled), raise
+    that error instead, so the caller learns why the task really ended.
+    Only this innermost await is unmasked: a cancellation hiding an error
+    anywhere else (nurseries, groups) keeps its meaning.
+    '''
+    try:
+        return await target
+    except trio.Cancelled as cancelled:
+        masked = cancelled.__context__
+        if (
+            not isinstance(masked, Exception)
+            or isinstance(masked, ContextCancelled)
+        ):
+            raise
+        masked.add_note(
+            'This error was hidden by a `trio.Cancelled` raised while it was '
+            'still being handled (an unshielded `await` in a `finally:`).'
+        )
+        raise masked from cancelled
 
 
 def _functype(func: Callable) -> str:
@@ -158,7 +208,10 @@ async def _run_target(
         await _send_quietly(chan, Stop(cid=cid))
         return
 
-    result = await target
+    if kind == 'context':
+        result = await _await_unmasked(target)
+    else:
+        result = await target
     if kind == 'stream':
         await _send_quietly(chan, Stop(cid=cid))
         return
