@@ -56,6 +56,7 @@ from ._clustering import open_actor_cluster as open_actor_cluster
 from . import msg as msg
 from . import log as log
 from . import trionics as trionics
+from . import devx as devx  # installs its actor boot hooks
 
 
 def _apply_trio_patches(actor: Actor) -> None:

@@ -19,6 +19,10 @@ from tractor import log
 from tractor._exceptions import RuntimeFailure
 from tractor.discovery._api import _probe_registry_addrs
 from tractor.discovery._registry import Registrar
+from tractor.devx import (
+    _greenback,
+    _stackscope,
+)
 from tractor.ipc._auth import (
     resolve_secret,
     set_secret,
@@ -120,12 +124,31 @@ async def open_root_actor(
     anything it sends is acted on (children get it from their parent);
     default: `$TRACTOR_SECRET`, else the per-user secret file shared by
     all this user's programs (see "Security model" in the README).
+
+    `enable_stack_on_sig` makes every actor of the tree dump its task
+    tree to stderr on SIGUSR1 (needs `stackscope`);
+    `maybe_enable_greenback` gives every task of the tree a `greenback`
+    portal (needs `greenback`); `hide_tb` hides this frame from pytest
+    tracebacks. `debug_filter` (which errors open the crash REPL) is
+    refused until the debugger exists.
     '''
+    __tracebackhide__: bool = hide_tb
     if _state.current_actor(err_on_no_runtime=False) is not None:
         raise RuntimeFailure(
             'An actor runtime is already running in this process; '
             'a second root actor can not be opened'
         )
+    if debug_filter is not _not_only_cancelled:
+        raise NotImplementedError(
+            '`debug_filter` picks the errors that open the crash REPL, and '
+            "tractor's debugger (crash REPLs, `pause()`) is not built yet"
+        )
+    # fail before anything starts when an enabled tool is not installed
+    if enable_stack_on_sig:
+        _stackscope._import_stackscope()
+    if maybe_enable_greenback:
+        _greenback.import_greenback()
+
     rtvs = _state._runtime_vars
     tree_secret = resolve_secret(secret)
 
@@ -200,6 +223,9 @@ async def open_root_actor(
     )
     rtvs['_is_root'] = True
     rtvs['_registry_addrs'] = list(actor.reg_addrs)
+    # (children inherit these, and their boot hooks act on them)
+    rtvs['use_stackscope'] = enable_stack_on_sig
+    rtvs['use_greenback'] = maybe_enable_greenback
     _state._set_current_actor(actor)
     try:
         async with collapse_eg(), trio.open_nursery() as tn:
@@ -209,6 +235,9 @@ async def open_root_actor(
             tn.start_soon(_end_body_once_cancelled, actor, tn.cancel_scope)
             rtvs['_root_addrs'] = list(accepted)
             rtvs['_root_mailbox'] = accepted[0]
+            if maybe_enable_greenback:
+                # the body's task started before the portals were bestowed
+                await _greenback.ensure_portal()
             try:
                 yield actor
             except BaseException as err:
@@ -220,6 +249,8 @@ async def open_root_actor(
     finally:
         set_secret(previous_secret)
         rtvs['_debug_mode'] = False
+        rtvs['use_stackscope'] = False
+        rtvs['use_greenback'] = False
         rtvs['_root_addrs'] = []
         rtvs['_root_mailbox'] = (None, None)
         _state._set_current_actor(None)

@@ -111,7 +111,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest='enable_stackscope',
         default=False,
         help='Export TRACTOR_ENABLE_STACKSCOPE=1 so every actor '
-             'installs the SIGUSR1 task-tree dump handler.',
+             '(and pytest itself) dumps its trio task tree to stderr '
+             'on SIGUSR1.',
     )
 
 
@@ -161,6 +162,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if config.getoption('enable_stackscope'):
         os.environ['TRACTOR_ENABLE_STACKSCOPE'] = '1'
+        # pytest itself dumps its (test's) trio tasks too
+        from tractor.devx import enable_stack_on_sig
+        try:
+            enable_stack_on_sig()
+        except ModuleNotFoundError as err:
+            import warnings
+            warnings.warn(f'--enable-stackscope: {err}', stacklevel=1)
     else:
         os.environ.pop('TRACTOR_ENABLE_STACKSCOPE', None)
 
