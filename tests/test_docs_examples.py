@@ -87,6 +87,11 @@ EXPECTED_STDOUT: dict[str, str | tuple[str, ...]] = {
         "  item: str = 'tea',",
         'half of 1/3 is Fraction(1, 6)',
     ),
+    'shared_memory.py': (
+        'squares from shared memory: [0, 1, 4, 9, 16, 25, 36, 49]',
+        'average seen by the worker: 11.5',
+        'segments left behind: False',
+    ),
 }
 
 

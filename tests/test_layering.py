@@ -20,6 +20,8 @@ LAYERS: list[tuple[str, int]] = [
     ('tractor._exceptions', 0),
     ('tractor.trionics', 0),
     ('tractor.ipc', 1),
+    # a helper room above the core (ties segments to the current actor)
+    ('tractor.ipc._shm', 5),
     ('tractor._code_load', 2),
     ('tractor.runtime', 2),
     ('tractor._context', 2),
