@@ -104,3 +104,162 @@ def test_error_while_cancelling_ctx_reaches_parent(
                 await portal.cancel_actor()
 
     trio.run(main)
+
+
+# ---- entry 2: `MsgStream.send()` is a scheduling point ----
+
+@tractor.context
+async def stream_on_request(ctx: tractor.Context) -> None:
+    '''Wait for one request, answer with that many items, then echo.'''
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        count = await stream.receive()
+        for i in range(count):
+            await stream.send(i)
+        async for msg in stream:
+            await stream.send(msg)
+
+
+@pytest.mark.parametrize('n_subs', [1, 10])
+def test_subscribers_started_before_send_see_every_value(
+    reg_addr,
+    start_method,
+    n_subs,
+):
+    '''
+    Entry 2, the fan-out shape: consumer tasks started right before the
+    parent's first `send()` subscribe before the parent's own first
+    `receive()`; every consumer and the parent see every value from the
+    first one on.
+    '''
+    count = 20
+
+    async def consumer(stream, seen: list[int]) -> None:
+        async with stream.subscribe() as sub:
+            async for value in sub:
+                seen.append(value)
+                if len(seen) == count:
+                    return
+
+    async def main():
+        with trio.fail_after(20):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method),
+            ) as an:
+                portal = await an.start_actor(
+                    'fanout',
+                    enable_modules=[__name__],
+                )
+                for _ in range(3):
+                    seens = [[] for _ in range(n_subs)]
+                    own: list[int] = []
+                    async with (
+                        portal.open_context(stream_on_request) as (ctx, _),
+                        ctx.open_stream() as stream,
+                        trio.open_nursery() as tn,
+                    ):
+                        for seen in seens:
+                            tn.start_soon(consumer, stream, seen)
+                        await stream.send(count)
+                        async for value in stream:
+                            own.append(value)
+                            if len(own) == count:
+                                break
+                    expected = list(range(count))
+                    assert own == expected
+                    assert seens == [expected] * n_subs
+                    await ctx.cancel()
+                await portal.cancel_actor()
+
+    trio.run(main)
+
+
+def test_send_lets_other_tasks_run(reg_addr, start_method):
+    '''
+    Entry 2, the general rule: every `await stream.send()` (and
+    `Channel.send()`) lets the other ready tasks of the actor run, like
+    any trio-flavoured async call; a tight send loop starves nobody.
+    '''
+    async def main():
+        with trio.fail_after(20):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method),
+            ) as an:
+                portal = await an.start_actor(
+                    'echoer',
+                    enable_modules=[__name__],
+                )
+                ran: list[bool] = []
+
+                async def mark() -> None:
+                    ran[-1] = True
+
+                async with (
+                    portal.open_context(stream_on_request) as (ctx, _),
+                    ctx.open_stream() as stream,
+                    trio.open_nursery() as tn,
+                ):
+                    await stream.send(0)
+                    for i in range(40):
+                        ran.append(False)
+                        tn.start_soon(mark)
+                        await stream.send(i)
+                        assert ran[-1], f'send #{i} did not yield'
+                    for i in range(40):
+                        assert await stream.receive() == i
+                    await ctx.cancel()
+                await portal.cancel_actor()
+
+    trio.run(main)
+
+
+def test_subscriber_joining_a_pending_receive(reg_addr, start_method):
+    '''
+    Entry 2, hardening beyond upstream: a task already blocked in a direct
+    `stream.receive()` when the first subscriber joins does not compete
+    with it for values; both see every value.
+    '''
+    count = 10
+
+    async def main():
+        with trio.fail_after(20):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method),
+            ) as an:
+                portal = await an.start_actor(
+                    'fanout',
+                    enable_modules=[__name__],
+                )
+                own: list[int] = []
+                seen: list[int] = []
+
+                async def reader(stream) -> None:
+                    async for value in stream:
+                        own.append(value)
+                        if len(own) == count:
+                            return
+
+                async def consumer(stream) -> None:
+                    async with stream.subscribe() as sub:
+                        async for value in sub:
+                            seen.append(value)
+                            if len(seen) == count:
+                                return
+
+                async with (
+                    portal.open_context(stream_on_request) as (ctx, _),
+                    ctx.open_stream() as stream,
+                ):
+                    async with trio.open_nursery() as tn:
+                        tn.start_soon(reader, stream)
+                        # the reader is parked in a direct receive
+                        await trio.sleep(0.1)
+                        tn.start_soon(consumer, stream)
+                        await trio.sleep(0.1)
+                        await stream.send(count)
+                    await ctx.cancel()
+                assert own == list(range(count))
+                assert seen == list(range(count))
+                await portal.cancel_actor()
+
+    trio.run(main)

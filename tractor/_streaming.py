@@ -51,6 +51,9 @@ class OverrunGap:
 
 logger = log.get_logger()
 
+# no value was received
+_NO_VALUE = object()
+
 
 class MsgStream(trio.abc.Channel):
     '''Send and receive the payloads of one dialog.'''
@@ -65,6 +68,11 @@ class MsgStream(trio.abc.Channel):
         self._eoc: trio.EndOfChannel|bool = False
         self._closed: BaseException|bool = False
         self._broadcaster: BroadcastReceiver|None = None
+        # a task is in a `receive()` straight from the feeder
+        self._reading_direct: bool = False
+        # the broadcast puller's place, held for that receive when the
+        # first subscriber arrived during it
+        self._claimed_pull: trio.Event|None = None
 
     @property
     def ctx(self) -> Context:
@@ -121,7 +129,34 @@ class MsgStream(trio.abc.Channel):
         '''The next payload; `trio.EndOfChannel` once the peer ended the stream.'''
         if self._broadcaster is not None:
             return await self._broadcaster.receive()
-        return await self._receive_direct()
+        if self._reading_direct:
+            # a second direct reader competes, as with any trio channel
+            return await self._receive_direct()
+        self._reading_direct = True
+        try:
+            value = await self._receive_direct()
+        except trio.EndOfChannel:
+            self._end_direct_read(eoc=True)
+            raise
+        except BaseException:
+            self._end_direct_read()
+            raise
+        self._end_direct_read(value)
+        return value
+
+    def _end_direct_read(self, value: Any = _NO_VALUE, eoc: bool = False) -> None:
+        '''
+        A direct receive ended. If the first subscriber arrived meanwhile,
+        it waited for this receive instead of competing with it: hand it
+        (and every other subscriber) what this receive got.
+        '''
+        self._reading_direct = False
+        claimed = self._claimed_pull
+        if claimed is not None:
+            self._claimed_pull = None
+            if value is not _NO_VALUE:
+                self._broadcaster._publish(value)
+            self._broadcaster._end_claim(claimed, eoc=eoc)
 
     def receive_nowait(self, expect_msg: type = Yield) -> Any:
         if self._eoc or self._closed:
@@ -180,6 +215,11 @@ class MsgStream(trio.abc.Channel):
                 self._ctx._send_chan._state.max_buffer_size,
                 receive_afunc=self._receive_direct,
             )
+            if self._reading_direct:
+                # a task already waits in `receive()`: what it gets is the
+                # subscribers' first value too (they would otherwise
+                # compete with it for the feeder and split the values)
+                self._claimed_pull = self._broadcaster._claim_pull()
         async with self._broadcaster.subscribe() as sub:
             sub.send = self.send
             yield sub

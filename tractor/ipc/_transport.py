@@ -26,8 +26,6 @@ _CHUNK = 1 << 16
 # a frame bigger than a chunk is read at most this much per syscall, so
 # its buffer grows with the bytes that actually arrived
 _MAX_READ = 1 << 20
-# a task sending without ever blocking yields to the scheduler this often
-_YIELD_EVERY = 16
 
 
 def _env_size(name: str, default: int) -> int:
@@ -140,7 +138,6 @@ class MsgpackTransport:
         self._send_lock = trio.StrictFIFOLock()
         self._buf: bytes = b''
         self._pos: int = 0
-        self._fast_sends: int = 0
         self.laddr, self.raddr = self._addrs()
 
     def _addrs(self) -> tuple[Any, Any]:
@@ -160,15 +157,22 @@ class MsgpackTransport:
         _PREFIX.pack_into(frame, 0, size)
 
         lock = self._send_lock
+        # every send is a schedule point before the write (a cancelled
+        # sender sends nothing) and another one after it, as trio's own
+        # `send_all()` has: tasks started just before a send run before
+        # the sender's next step (e.g. `MsgStream.subscribe()` consumers
+        # before the sender's first `receive()`), and a tight send loop
+        # starves nobody
+        await trio.lowlevel.checkpoint()
         if lock.locked():
             async with lock:
                 await self.stream.send_all(frame)
             return
         # Fast path: when nobody else is sending, write straight to the
-        # socket; trio's `send_all()` costs two scheduler passes even when
-        # the kernel takes the whole frame at once. Only the rest of a
-        # frame the kernel did not take goes through `send_all()`.
-        await trio.lowlevel.checkpoint_if_cancelled()
+        # socket; `send_all()` would wait for writability first (another
+        # syscall and scheduler passes) even when the kernel takes the
+        # whole frame at once. Only the rest of a frame the kernel did not
+        # take goes through `send_all()`.
         lock.acquire_nowait()
         try:
             sent = 0
@@ -180,13 +184,11 @@ class MsgpackTransport:
                     pass
             if sent < len(frame):
                 await self.stream.send_all(memoryview(frame)[sent:])
-            else:
-                self._fast_sends += 1
-                if self._fast_sends % _YIELD_EVERY == 0:
-                    # a sender that never blocks must still let others run
-                    await trio.lowlevel.cancel_shielded_checkpoint()
+                return
         finally:
             lock.release()
+        # the frame is out: a cancellation now must not look like a failed send
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     def authenticated(self) -> None:
         '''The peer proved itself: lift the frame limit to the configured one.'''

@@ -115,11 +115,36 @@ class BroadcastReceiver(trio.abc.ReceiveChannel):
             # on cancellation another waiting subscriber takes over
             state.recv_ready = None
             event.set()
+        self._publish(value)
+        return value
+
+    def _publish(self, value: Any) -> None:
+        '''Queue `value`, pulled by this subscriber, for all the others.'''
+        state = self._state
         state.queue.appendleft(value)
         for key, idx in state.subs.items():
             if key != self.key:
                 state.subs[key] = idx + 1
-        return value
+
+    def _claim_pull(self) -> trio.Event:
+        '''
+        Take the puller's place on behalf of a receive from the underlying
+        channel that is already under way outside the broadcast (it began
+        before the broadcast existed): the other subscribers wait for it
+        instead of competing with it. Its owner ends the claim with
+        `_end_claim()`, after `_publish()`ing what it got.
+        '''
+        event = trio.Event()
+        self._state.recv_ready = (self.key, event)
+        return event
+
+    def _end_claim(self, event: trio.Event, eoc: bool = False) -> None:
+        state = self._state
+        if eoc:
+            state.eoc = True
+        if state.recv_ready is not None and state.recv_ready[1] is event:
+            state.recv_ready = None
+        event.set()
 
     @asynccontextmanager
     async def subscribe(
