@@ -263,3 +263,114 @@ def test_subscriber_joining_a_pending_receive(reg_addr, start_method):
                 await portal.cancel_actor()
 
     trio.run(main)
+
+
+# ---- entry 3: a `TransportClosed` is caused by the transport's error ----
+
+@tractor.context
+async def stream_forever(ctx: tractor.Context) -> None:
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        i = 0
+        while True:
+            await stream.send(i)
+            i += 1
+            await trio.sleep(0.01)
+
+
+@pytest.mark.parametrize('pre_close', [False, True], ids=['open', 'pre-closed'])
+def test_transport_closed_locally_cause_is_the_trio_error(
+    reg_addr,
+    start_method,
+    pre_close,
+):
+    '''
+    Entry 3: a local task closes the byte stream under a context's
+    channel mid-stream. The user's `stream.receive()` raises a
+    `TransportClosed` whose `__cause__` and `src_exc` are the trio error
+    itself (one level down, not another `TransportClosed`), and the
+    `open_context()` block unwinds with the same kind of error.
+    '''
+    async def main():
+        with trio.fail_after(20):
+            with pytest.raises(tractor.TransportClosed) as outer:
+                async with tractor.open_nursery(
+                    **nursery_kwargs(reg_addr, start_method),
+                ) as an:
+                    portal = await an.start_actor(
+                        'streamer',
+                        enable_modules=[__name__],
+                    )
+                    async with (
+                        portal.open_context(stream_forever) as (ctx, _),
+                        ctx.open_stream() as stream,
+                    ):
+                        assert await stream.receive() == 0
+                        byte_stream = ctx.chan.transport.stream
+                        if pre_close:
+                            await stream.aclose()
+                        await byte_stream.aclose()
+                        if pre_close:
+                            # our own side is done: the context's result
+                            # wait is what meets the broken channel
+                            await ctx.wait_for_result()
+                        else:
+                            while True:
+                                await stream.receive()
+            tc = outer.value
+            assert isinstance(tc.__cause__, trio.ClosedResourceError)
+            assert tc.src_exc is tc.__cause__
+
+    trio.run(main)
+
+
+# ---- entry 4 (kept different on purpose): a lost peer fails fast ----
+
+@tractor.context
+async def stream_then_drop_connection(ctx: tractor.Context) -> None:
+    '''Send one item, then cut our connection to the parent abruptly.'''
+    import socket
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        await stream.send('last')
+        await trio.sleep(0.1)
+        sock = ctx.chan.transport.stream.socket
+        sock.shutdown(socket.SHUT_RDWR)
+        await trio.sleep_forever()
+
+
+def test_peer_connection_lost_mid_stream_fails_fast(reg_addr, start_method):
+    '''
+    Entry 4 (ours differs from upstream on purpose, see the README): the
+    child's connection dies without a `Stop`/`Error` while the parent is
+    blocked in `receive()`. Upstream blocks until something else cancels
+    it; here the `receive()` raises `TransportClosed` right away, caused
+    by what broke the connection (not by another `TransportClosed`).
+    '''
+    async def main():
+        with trio.fail_after(20):
+            start = trio.current_time()
+            with pytest.raises(tractor.TransportClosed) as excinfo:
+                async with tractor.open_nursery(
+                    **nursery_kwargs(reg_addr, start_method),
+                ) as an:
+                    portal = await an.start_actor(
+                        'dropper',
+                        enable_modules=[__name__],
+                    )
+                    async with (
+                        portal.open_context(
+                            stream_then_drop_connection,
+                        ) as (ctx, _),
+                        ctx.open_stream() as stream,
+                    ):
+                        assert await stream.receive() == 'last'
+                        await stream.receive()
+            assert trio.current_time() - start < 10
+            tc = excinfo.value
+            assert 'dropper' in str(tc)
+            assert tc.__cause__ is not None
+            assert not isinstance(tc.__cause__, tractor.TransportClosed)
+            assert tc.src_exc is tc.__cause__
+
+    trio.run(main)

@@ -317,11 +317,15 @@ class Context:
             if self._remote_error is not None and self.side == 'parent':
                 raise self._remote_error from None
             peer = self.chan.aid.reprol() if self.chan.aid else '<unknown>'
+            # caused by what broke the transport (the trio/OS error), not
+            # by the message loop's own `TransportClosed` wrapping it
+            lost = self._chan_lost
+            cause = lost.src_exc if lost is not None and lost.src_exc is not None else lost
             raise TransportClosed(
                 f'IPC channel to actor {peer} closed while waiting for '
                 f'`{self._nsf}` (cid {self.cid})',
-                src_exc=self._chan_lost,
-            ) from self._chan_lost
+                src_exc=cause,
+            ) from cause
 
     def _raise_or_pld(self, msg: Any) -> Any:
         '''The decoded payload of a payload message; raise a boxed `Error`.'''
