@@ -374,3 +374,60 @@ def test_peer_connection_lost_mid_stream_fails_fast(reg_addr, start_method):
             assert tc.src_exc is tc.__cause__
 
     trio.run(main)
+
+
+# ---- entry 5: re-opening a context's stream ----
+
+@tractor.context
+async def stream_two_then_return(ctx: tractor.Context) -> str:
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        await stream.send(1)
+        await stream.send(2)
+    return 'done'
+
+
+def test_reopen_stream_raises_closed_resource_error(reg_addr, start_method):
+    '''
+    Entry 5: a stream is one-shot. Re-opening one on the same context,
+    inside the `open_context()` block after the stream ended or after the
+    block, raises `trio.ClosedResourceError` (also a `RuntimeError`, our
+    earlier type); the child's result is not swallowed by the attempt.
+    '''
+    async def main():
+        with trio.fail_after(20):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method),
+            ) as an:
+                portal = await an.start_actor(
+                    'one_shot',
+                    enable_modules=[__name__],
+                )
+                async with portal.open_context(
+                    stream_two_then_return,
+                ) as (ctx, _):
+                    async with ctx.open_stream() as stream:
+                        assert [v async for v in stream] == [1, 2]
+                    with pytest.raises(trio.ClosedResourceError) as excinfo:
+                        async with ctx.open_stream():
+                            pytest.fail('a second stream opened')
+                    assert isinstance(excinfo.value, RuntimeError)
+                    assert await ctx.wait_for_result() == 'done'
+
+                # after the block: the dialog's feed is closed
+                with pytest.raises(trio.ClosedResourceError):
+                    async with ctx.open_stream():
+                        pytest.fail('a stream opened after the block')
+
+                # a context whose block never streamed, re-opened after it
+                async with portal.open_context(
+                    stream_two_then_return,
+                ) as (ctx2, _):
+                    pass
+                assert ctx2.outcome == 'done'
+                with pytest.raises(trio.ClosedResourceError):
+                    async with ctx2.open_stream():
+                        pytest.fail('a stream opened after the block')
+                await portal.cancel_actor()
+
+    trio.run(main)

@@ -34,6 +34,7 @@ from tractor._exceptions import (
     MsgTypeError,
     RemoteActorError,
     StreamOverrun,
+    StreamReopenError,
     TransportClosed,
     unpack_error,
 )
@@ -475,7 +476,10 @@ class Context:
                 '`Context.started()` must be called before opening a stream'
             )
         if self._stream_opened:
-            raise RuntimeError(f'A stream was already opened on {self!r}; open a new context')
+            raise StreamReopenError(
+                f'A stream was already opened on {self!r}; streams are '
+                'one-shot: open a new context for another one'
+            )
         if self._send_chan._closed:
             raise trio.ClosedResourceError(f'{self!r} feeder channel is closed')
         self.maybe_raise()

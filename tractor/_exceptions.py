@@ -58,6 +58,15 @@ class MessagingError(Exception):
     '''An unexpected message arrived in a dialog.'''
 
 
+class StreamReopenError(trio.ClosedResourceError, RuntimeError):
+    '''
+    A second stream was opened on a context whose one stream was already
+    opened: a stream is one-shot, a new one needs a new context. A
+    `trio.ClosedResourceError` (what code written for upstream catches
+    around a re-open: the dialog's feed is done) and a `RuntimeError`.
+    '''
+
+
 class DebugRequestError(RuntimeError):
     '''The tree-wide tty lock could not be obtained from the root.'''
 
