@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 from typing import Any
 
 from tractor.ipc._auth import Secret
 from tractor.spawn._entry import _actor_child_main
+from tractor.spawn._reason import write_reason
 
 
 def _parse_addr(text: str) -> Any:
@@ -43,14 +45,26 @@ def main(argv: list[str]|None = None) -> None:
         '--secret-fd', type=int, default=None,
         help='read the tree secret from this inherited pipe',
     )
-    args = parser.parse_args(argv)
-    _actor_child_main(
-        tuple(args.uid),
-        args.parent_addr,
-        loglevel=args.loglevel,
-        infect_asyncio=args.asyncio,
-        secret=_read_secret(args.secret_fd) if args.secret_fd is not None else None,
+    parser.add_argument(
+        '--reason-fd', type=int, default=None,
+        help='on failure, write why into this inherited pipe',
     )
+    args = parser.parse_args(argv)
+    if args.reason_fd is not None:
+        # ours alone, not our own children's
+        os.set_inheritable(args.reason_fd, False)
+    try:
+        _actor_child_main(
+            tuple(args.uid),
+            args.parent_addr,
+            loglevel=args.loglevel,
+            infect_asyncio=args.asyncio,
+            secret=_read_secret(args.secret_fd) if args.secret_fd is not None else None,
+        )
+    except BaseException as err:
+        if args.reason_fd is not None:
+            write_reason(args.reason_fd, err)
+        raise
 
 
 if __name__ == '__main__':

@@ -31,6 +31,11 @@ from tractor import log
 from tractor.ipc._auth import Secret
 from ._entry import _actor_child_main
 
+from ._reason import (
+    ReasonPipe,
+    describe_with_reason,
+    write_reason,
+)
 from ._spawn import (
     ChildHandle,
     SpawnArgs,
@@ -75,9 +80,16 @@ _tracker_stop_registered: bool = False
 class MpProcessHandle(ChildHandle):
     '''A child started through a `multiprocessing` context.'''
 
-    def __init__(self, proc: Any, forkserver: bool = False) -> None:
+    def __init__(
+        self,
+        proc: Any,
+        forkserver: bool = False,
+        reason: ReasonPipe|None = None,
+    ) -> None:
         self.proc = proc
         self.pid = proc.pid
+        # where the child reports why it failed (see `_reason`)
+        self._reason = reason
         self._returncode: int|None = None
         self._closed: bool = False
         # set while some task waits on the sentinel: trio allows only one
@@ -167,7 +179,10 @@ class MpProcessHandle(ChildHandle):
             if code is None:
                 return 'is still running, orphaned by the death of its forkserver'
             return 'ended after its forkserver died (exit status unknown)'
-        return describe_returncode(code)
+        how = describe_returncode(code)
+        if code is None or self._reason is None:
+            return how
+        return describe_with_reason(how, self._reason.read())
 
     def exited_cleanly(self) -> bool:
         return self._poll() == 0 and not self._orphaned
@@ -177,6 +192,9 @@ class MpProcessHandle(ChildHandle):
         # forkserver child); impossible while the child still runs
         if self._poll() is None or self._closed or self._watcher_done:
             return
+        if self._reason is not None:
+            # keeps what was read, for later `describe_exit()` calls
+            self._reason.close()
         if self._pidfd is not None:
             trio.lowlevel.notify_closing(self._pidfd)
             os.close(self._pidfd)
@@ -324,18 +342,30 @@ def _mp_child_main(
     spawn_method: str,
     forkserver_info: tuple[Any, bytes|None]|None,
     secret: Secret,
+    reason_writer: Any = None,
 ) -> None:
-    '''The `multiprocessing.Process` target: run the actor's runtime.'''
-    if forkserver_info is not None:
-        _adopt_forkserver(forkserver_info)
-    _actor_child_main(
-        uid,
-        parent_addr,
-        loglevel=loglevel,
-        infect_asyncio=infect_asyncio,
-        spawn_method=spawn_method,
-        secret=secret,
-    )
+    '''
+    The `multiprocessing.Process` target: run the actor's runtime; on
+    failure, tell the parent why through `reason_writer` (see `_reason`).
+    '''
+    try:
+        if forkserver_info is not None:
+            _adopt_forkserver(forkserver_info)
+        _actor_child_main(
+            uid,
+            parent_addr,
+            loglevel=loglevel,
+            infect_asyncio=infect_asyncio,
+            spawn_method=spawn_method,
+            secret=secret,
+        )
+    except BaseException as err:
+        if reason_writer is not None:
+            write_reason(reason_writer, err)
+        raise
+    finally:
+        if reason_writer is not None and not reason_writer.closed:
+            reason_writer.close()
 
 
 # -- the backends --
@@ -363,6 +393,7 @@ async def _start(
         if not SHARE_FORKSERVER:
             info = None
         name, uuid = args.uid
+        reason = ReasonPipe()
         proc = ctx.Process(
             target=_mp_child_main,
             args=(
@@ -374,18 +405,25 @@ async def _start(
                 info,
                 # pickled onto the pipe multiprocessing hands the child
                 args.secret,
+                # multiprocessing duplicates its fd into the child
+                reason.writer,
             ),
             name=f'{name}@{uuid[:8]}',
         )
-        proc.start()
-        return proc
+        try:
+            proc.start()
+        except BaseException:
+            reason.close()
+            raise
+        reason.close_child_end()
+        return proc, reason
 
     # starting blocks: a fork+exec and a pipe write (spawn), a round trip
     # with the forkserver (forkserver) and, the first time, its boot and
     # preload. Uncancellable on purpose: once started, the child must be
     # handed back to be supervised (and reaped).
-    proc = await trio.to_thread.run_sync(start)
-    return MpProcessHandle(proc, forkserver=forkserver)
+    proc, reason = await trio.to_thread.run_sync(start)
+    return MpProcessHandle(proc, forkserver=forkserver, reason=reason)
 
 
 async def mp_spawn_proc(args: SpawnArgs) -> MpProcessHandle:

@@ -10,6 +10,10 @@ import sys
 
 import trio
 
+from ._reason import (
+    ReasonPipe,
+    describe_with_reason,
+)
 from ._spawn import (
     ChildHandle,
     SpawnArgs,
@@ -19,9 +23,11 @@ from ._spawn import (
 class ProcessHandle(ChildHandle):
     '''A child OS process.'''
 
-    def __init__(self, proc: trio.Process) -> None:
+    def __init__(self, proc: trio.Process, reason: ReasonPipe|None = None) -> None:
         self.proc = proc
         self.pid = proc.pid
+        # where the child reports why it failed (see `_reason`)
+        self._reason = reason
 
     async def wait(self) -> None:
         await self.proc.wait()
@@ -36,10 +42,18 @@ class ProcessHandle(ChildHandle):
         self.proc.kill()
 
     def describe_exit(self) -> str:
-        return describe_returncode(self.proc.returncode)
+        how = describe_returncode(self.proc.returncode)
+        if self.proc.returncode is None or self._reason is None:
+            return how
+        return describe_with_reason(how, self._reason.read())
 
     def exited_cleanly(self) -> bool:
         return self.proc.returncode == 0
+
+    async def release(self) -> None:
+        if self._reason is not None and not self.alive():
+            # keeps what was read, for later `describe_exit()` calls
+            self._reason.close()
 
 
 def describe_returncode(code: int|None) -> str:
@@ -54,13 +68,19 @@ def describe_returncode(code: int|None) -> str:
     return f'exited with code {code}'
 
 
-def child_cmd(args: SpawnArgs, secret_fd: int) -> list[str]:
+def child_cmd(
+    args: SpawnArgs,
+    secret_fd: int,
+    reason_fd: int|None = None,
+) -> list[str]:
     cmd = [
         sys.executable, '-m', 'tractor._child',
         '--uid', repr(args.uid),
         '--parent_addr', repr(tuple(args.parent_addr)),
         '--secret-fd', str(secret_fd),
     ]
+    if reason_fd is not None:
+        cmd += ['--reason-fd', str(reason_fd)]
     if args.loglevel:
         cmd += ['--loglevel', args.loglevel]
     if args.infect_asyncio:
@@ -89,11 +109,19 @@ def _secret_pipe(secret: bytes) -> int:
 async def trio_proc(args: SpawnArgs) -> ProcessHandle:
     proc_kwargs = dict(args.proc_kwargs)
     secret_fd = _secret_pipe(args.secret.value)
-    proc_kwargs['pass_fds'] = (*proc_kwargs.get('pass_fds', ()), secret_fd)
+    reason = ReasonPipe()
+    reason_fd = reason.writer.fileno()
+    proc_kwargs['pass_fds'] = (
+        *proc_kwargs.get('pass_fds', ()), secret_fd, reason_fd,
+    )
     try:
         proc = await trio.lowlevel.open_process(
-            child_cmd(args, secret_fd), **proc_kwargs,
+            child_cmd(args, secret_fd, reason_fd), **proc_kwargs,
         )
+    except BaseException:
+        reason.close()
+        raise
     finally:
         os.close(secret_fd)
-    return ProcessHandle(proc)
+        reason.close_child_end()
+    return ProcessHandle(proc, reason)

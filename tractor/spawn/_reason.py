@@ -1,0 +1,80 @@
+'''
+Why a child actor died before it could say so over IPC.
+
+A child that fails before connecting back to its parent (or whose runtime
+fails at all) has no channel to report on; its exit code says nothing.
+So process backends hand each child the write end of a pipe: on the way
+out with an error, the child writes one short line (the exception's type
+and text) into it, and the parent reads it, without blocking, when it
+describes how the child exited. (The `subint` backend needs none: the
+child's exception comes back from the interpreter call itself.)
+'''
+from __future__ import annotations
+
+import multiprocessing.connection as mp_conn
+
+# bytes of reason kept; one atomic pipe write (under PIPE_BUF)
+MAX_REASON: int = 2000
+
+
+def reason_of(err: BaseException) -> str:
+    '''One line saying what `err` is, groups of one unwrapped.'''
+    while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
+        err = err.exceptions[0]
+    text = str(err)
+    reason = f'{type(err).__name__}: {text}' if text else type(err).__name__
+    return ' '.join(reason.split())
+
+
+class ReasonPipe:
+    '''The parent's end: where its child's last words arrive.'''
+
+    def __init__(self) -> None:
+        self.reader, self.writer = mp_conn.Pipe(duplex=False)
+        self._reason: str|None = None
+
+    def close_child_end(self) -> None:
+        '''Once the child holds its copy of the write end.'''
+        self.writer.close()
+
+    def read(self) -> str|None:
+        '''What the child reported, if anything (never blocks).'''
+        if self._reason is None and not self.reader.closed:
+            try:
+                if self.reader.poll(0):
+                    data = self.reader.recv_bytes(MAX_REASON + 64)
+                    self._reason = data.decode('utf-8', 'replace')
+            except (EOFError, OSError):
+                pass
+        return self._reason
+
+    def close(self) -> None:
+        self.read()
+        if not self.writer.closed:
+            self.writer.close()
+        self.reader.close()
+
+
+def write_reason(writer: mp_conn.Connection|int, err: BaseException) -> None:
+    '''
+    In the child: report `err` to the parent (`writer` is the pipe's
+    write end, or its inherited fd). Best effort, never raises.
+    '''
+    if isinstance(writer, int):
+        writer = mp_conn.Connection(writer, readable=False)
+    try:
+        data = reason_of(err).encode('utf-8', 'replace')[:MAX_REASON]
+        writer.send_bytes(data)
+    except Exception:
+        pass
+    finally:
+        try:
+            writer.close()
+        except OSError:
+            pass
+
+
+def describe_with_reason(how: str, reason: str|None) -> str:
+    '''`exited with code 1` plus the child's reason, when it gave one.'''
+    return f'{how} ({reason})' if reason else how
+
