@@ -4,6 +4,7 @@ instead of the python command line. Uses `setproctitle` when installed.
 '''
 from __future__ import annotations
 
+import os
 from typing import (
     Any,
     TYPE_CHECKING,
@@ -24,13 +25,22 @@ def set_actor_proctitle(actor: Actor, prefix: str = _def_prefix) -> str|None:
     Title this process `f'{prefix}[{actor.aid.reprol()}]'`; returns the
     title, or `None` when `setproctitle` is not installed.
     '''
+    # keep `/proc/<pid>/environ` readable: without this setproctitle grows
+    # the title into the environ memory, which then reads as zeros
+    noenv = os.environ.get('SPT_NOENV')
+    os.environ['SPT_NOENV'] = '1'
     try:
         import setproctitle
+        title = f'{prefix}[{actor.aid.reprol()}]'
+        setproctitle.setproctitle(title)
     except ImportError:
         logger.devx('`setproctitle` is not installed; process title unchanged')
         return None
-    title = f'{prefix}[{actor.aid.reprol()}]'
-    setproctitle.setproctitle(title)
+    finally:
+        if noenv is None:
+            os.environ.pop('SPT_NOENV', None)
+        else:
+            os.environ['SPT_NOENV'] = noenv
     return title
 
 
