@@ -8,6 +8,12 @@ children, enabled modules that cannot be imported, transport/registry
 mismatch wording, and the appendix's smaller items.
 
 '''
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import trio
 import tractor
@@ -431,3 +437,97 @@ def test_reopen_stream_raises_closed_resource_error(reg_addr, start_method):
                 await portal.cancel_actor()
 
     trio.run(main)
+
+
+# ---- entry 6: every child replays the parent's `__main__` ----
+
+USER_SCRIPT = '''
+import json
+import sys
+
+import trio
+import tractor
+
+import helper_mod
+
+print(f'TOP LEVEL RAN AS {__name__}', flush=True)
+SCRIPT_CONSTANT = 'defined by the script'
+
+
+async def main(backend, proto, reg_addr):
+    async with tractor.open_nursery(
+        start_method=backend,
+        enable_transports=[proto],
+        registry_addrs=[reg_addr],
+    ) as an:
+        inheriting = await an.start_actor(
+            'inheriting',
+            enable_modules=['helper_mod'],
+        )
+        print('INHERITING', json.dumps(await inheriting.run(helper_mod.main_info)))
+        opted_out = await an.start_actor(
+            'opted_out',
+            enable_modules=['helper_mod'],
+            inherit_parent_main=False,
+        )
+        print('OPTED_OUT', json.dumps(await opted_out.run(helper_mod.main_info)))
+        await an.cancel()
+
+
+if __name__ == '__main__':
+    print('MAIN BLOCK RAN', flush=True)
+    trio.run(main, sys.argv[1], sys.argv[2], tuple(json.loads(sys.argv[3])))
+'''
+
+HELPER_MOD = '''
+import sys
+
+
+async def main_info() -> list:
+    main = sys.modules['__main__']
+    return [main.__name__, getattr(main, 'SCRIPT_CONSTANT', None)]
+'''
+
+
+def test_children_replay_parent_main_unless_opted_out(
+    start_method,
+    tpt_proto,
+    tmp_path,
+):
+    '''
+    Entry 6: a script's children replay its `__main__` (as
+    `__mp_main__`, its `if __name__ == '__main__':` block off) even when
+    they enable only another module, so names defined by the script
+    resolve there; `inherit_parent_main=False` opts a child out.
+    '''
+    from tractor._testing.addr import get_rando_addr
+    (tmp_path / 'user_script.py').write_text(USER_SCRIPT)
+    (tmp_path / 'helper_mod.py').write_text(HELPER_MOD)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            'user_script.py',
+            start_method,
+            tpt_proto,
+            json.dumps(list(get_rando_addr(tpt_proto))),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=25,
+        env=dict(os.environ, PYTHON_COLORS='0'),
+    )
+    report = f'rc={proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}'
+    assert proc.returncode == 0, report
+    out = proc.stdout
+    assert out.count('MAIN BLOCK RAN') == 1, report
+    assert 'TOP LEVEL RAN AS __main__' in out, report
+    # the inheriting child ran the script's top level, the other one did
+    # not (with mp_forkserver the server ran it once, for the children
+    # it forks)
+    assert out.count('TOP LEVEL RAN AS __mp_main__') == 1, report
+    inheriting = json.loads(out.split('INHERITING ')[1].splitlines()[0])
+    assert inheriting == ['__mp_main__', 'defined by the script'], report
+    opted_out = json.loads(out.split('OPTED_OUT ')[1].splitlines()[0])
+    assert opted_out[1] is None, report
+    assert opted_out[0] != '__mp_main__', report

@@ -46,7 +46,7 @@ _spawner: Callable|None = None
 # of the backend that nursery spawns with
 _start_method_for: Callable[[str|None], str]|None = None
 _root_opener: Callable|None = None
-_main_data_for: Callable[[dict[str, str]], dict[str, str]]|None = None
+_main_data_for: Callable[[], dict[str, str]]|None = None
 
 
 def merge_module_paths(
@@ -152,7 +152,7 @@ class ActorNursery:
         runtime_vars['_is_infected_aio'] = infect_asyncio
         if debug_mode is not None:
             runtime_vars['_debug_mode'] = debug_mode
-        main_data = _main_data_for(enabled) if inherit_parent_main else {}
+        main_data = _main_data_for() if inherit_parent_main else {}
         parent_addr = actor.accept_addrs[0]
         self._portal_events[subactor.aid.uid] = trio.Event()
         return await (nursery or self._da_nursery).start(
@@ -161,6 +161,7 @@ class ActorNursery:
                 start_method=self.start_method,
                 main_task=_main_task,
                 infect_asyncio=infect_asyncio,
+                inherit_parent_main=inherit_parent_main,
                 proc_kwargs=proc_kwargs,
             ),
             self,

@@ -16,9 +16,12 @@ import multiprocessing as mp
 import os
 import select
 import signal
+import sys
 import threading
 import time
+import types
 from multiprocessing import (
+    spawn as _mp_spawn,
     forkserver as _mp_forkserver,
     resource_tracker as _mp_resource_tracker,
     util as _mp_util,
@@ -68,6 +71,25 @@ SHARE_FORKSERVER: bool = True
 
 # bound on waiting for the forkserver to exit at interpreter exit
 FORKSERVER_STOP_TIMEOUT: float = 2.0
+
+# set in the thread starting a child spawned with
+# `inherit_parent_main=False`: multiprocessing must not tell it how to
+# re-import our `__main__` (it would, for every `spawn` child)
+_starting: threading.local = threading.local()
+_stdlib_preparation_data = _mp_spawn.get_preparation_data
+
+
+def _preparation_data(name: str) -> dict[str, Any]:
+    data = _stdlib_preparation_data(name)
+    if getattr(_starting, 'without_main', False):
+        data.pop('init_main_from_name', None)
+        data.pop('init_main_from_path', None)
+    return data
+
+
+# looked up through the module by the `spawn` and `forkserver` popens at
+# every start
+_mp_spawn.get_preparation_data = _preparation_data
 
 # (address, authkey) of a forkserver this process did not start but was
 # handed by its parent; `None` while we use (or will start) our own
@@ -343,6 +365,7 @@ def _mp_child_main(
     forkserver_info: tuple[Any, bytes|None]|None,
     secret: Secret,
     reason_writer: Any = None,
+    inherit_parent_main: bool = True,
 ) -> None:
     '''
     The `multiprocessing.Process` target: run the actor's runtime; on
@@ -351,6 +374,11 @@ def _mp_child_main(
     try:
         if forkserver_info is not None:
             _adopt_forkserver(forkserver_info)
+        if not inherit_parent_main and sys.modules['__main__'].__name__ == '__mp_main__':
+            # forked from a forkserver that preloaded the parent's main
+            # (its top level ran there once, when the server started):
+            # this child must not see it as its own `__main__`
+            sys.modules['__main__'] = types.ModuleType('__main__')
         _actor_child_main(
             uid,
             parent_addr,
@@ -407,14 +435,18 @@ async def _start(
                 args.secret,
                 # multiprocessing duplicates its fd into the child
                 reason.writer,
+                args.inherit_parent_main,
             ),
             name=f'{name}@{uuid[:8]}',
         )
+        _starting.without_main = not args.inherit_parent_main
         try:
             proc.start()
         except BaseException:
             reason.close()
             raise
+        finally:
+            _starting.without_main = False
         reason.close_child_end()
         return proc, reason
 

@@ -11,7 +11,9 @@ cancel request, bounded wait, then escalating kills).
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import sys
+from multiprocessing import process as _mp_process
 from typing import (
     Any,
     Awaitable,
@@ -125,6 +127,9 @@ class SpawnArgs(msgspec.Struct):
     # the tree's shared secret: a backend hands it to the child over a
     # channel no other user can read (never the command line)
     secret: Secret
+    # False: the child must not re-import the parent's `__main__` (a
+    # backend whose machinery replays it by itself has to refrain)
+    inherit_parent_main: bool = True
 
 
 Backend = Callable[[SpawnArgs], Awaitable[ChildHandle]]
@@ -380,6 +385,7 @@ async def new_proc(
     start_method: str,
     main_task: tuple[str, str, dict[str, Any]]|None = None,
     infect_asyncio: bool = False,
+    inherit_parent_main: bool = True,
     proc_kwargs: dict[str, Any]|None = None,
     task_status: trio.TaskStatus[Portal] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -403,6 +409,7 @@ async def new_proc(
         infect_asyncio=infect_asyncio,
         proc_kwargs=proc_kwargs or {},
         secret=current_secret(),
+        inherit_parent_main=inherit_parent_main,
     ))
     portal: Portal|None = None
     an._children[uid] = (subactor, handle, None)
@@ -477,24 +484,28 @@ def _remove_socket_files(handle: ChildHandle, bind_addrs: list[Any]|None) -> Non
             logger.runtime(f'Removed the socket file {str(path)!r} left by a reaped actor')
 
 
-def parent_main_data(enable_modules: dict[str, str]) -> dict[str, str]:
+def parent_main_data() -> dict[str, str]:
     '''
-    How a child can re-import this process's `__main__` (only shipped when
-    a child enables it, so children of e.g. a test runner do not import it).
+    How a child can re-create this process's `__main__`, shipped to every
+    child not spawned with `inherit_parent_main=False`: what
+    multiprocessing's spawn start method records (the main module's name
+    when it was run with `-m`, else its file). The child applies the
+    stdlib's rules too (see `Actor.load_modules()`): nothing for
+    `python -m pkg` or an interactive session.
+
+    A subactor passes on what its own parent sent: its `__main__` is the
+    runtime's bootstrap, not user code.
     '''
-    if not ({'__main__', '__mp_main__'} & set(enable_modules)):
-        return {}
-    inherited = _inherited_main_data()
-    if inherited:
-        return inherited
-    main = sys.modules.get('__main__')
-    spec = getattr(main, '__spec__', None)
-    if spec is not None and spec.name not in ('__main__', None):
-        return {'init_main_from_name': spec.name.removesuffix('.__main__')}
-    path = getattr(main, '__file__', None)
-    return {'init_main_from_path': path} if path else {}
-
-
-def _inherited_main_data() -> dict[str, str]:
     actor = _state.current_actor(err_on_no_runtime=False)
-    return dict(actor._parent_main_data) if actor is not None else {}
+    if actor is not None and not _state.is_root_process():
+        return dict(actor._parent_main_data)
+    main = sys.modules.get('__main__')
+    name = getattr(getattr(main, '__spec__', None), 'name', None)
+    if name is not None:
+        return {'init_main_from_name': name}
+    path = getattr(main, '__file__', None)
+    if path is None:
+        return {}
+    if not os.path.isabs(path) and _mp_process.ORIGINAL_DIR is not None:
+        path = os.path.join(_mp_process.ORIGINAL_DIR, path)
+    return {'init_main_from_path': os.path.normpath(path)}
