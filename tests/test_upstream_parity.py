@@ -531,3 +531,57 @@ def test_children_replay_parent_main_unless_opted_out(
     opted_out = json.loads(out.split('OPTED_OUT ')[1].splitlines()[0])
     assert opted_out[1] is None, report
     assert opted_out[0] != '__mp_main__', report
+
+
+# ---- entry 7: an enabled module that cannot be imported ----
+
+BROKEN_MODULES = {
+    'parity_bad_import': ('import no_such_module_anywhere_xyz\n', ModuleNotFoundError),
+    'parity_bad_syntax': ('def broken(:\n    pass\n', SyntaxError),
+    'parity_raises_at_import': ("raise LookupError('top level failed')\n", LookupError),
+}
+
+
+@pytest.mark.parametrize('modname', list(BROKEN_MODULES))
+@pytest.mark.parametrize('how', ['start_actor', 'run_in_actor'])
+def test_unimportable_enabled_module_fails_the_spawn_call(
+    reg_addr,
+    start_method,
+    tmp_path,
+    monkeypatch,
+    modname,
+    how,
+):
+    '''
+    Entry 7: `start_actor()`/`run_in_actor()` with an enabled module that
+    exists but fails on import raise that module's own error (not a boxed
+    remote one) in the caller, before anything is spawned; the nursery is
+    usable afterwards.
+    '''
+    source, exc_type = BROKEN_MODULES[modname]
+    (tmp_path / f'{modname}.py').write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    async def main():
+        with trio.fail_after(20):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method),
+            ) as an:
+                with pytest.raises(exc_type):
+                    if how == 'start_actor':
+                        await an.start_actor('broken', enable_modules=[modname])
+                    else:
+                        await an.run_in_actor(
+                            trio.sleep, seconds=0,
+                            name='broken', enable_modules=[modname],
+                        )
+                assert not an._children
+                portal = await an.start_actor('fine', enable_modules=[__name__])
+                assert await portal.run(answer) == 42
+                await portal.cancel_actor()
+
+    trio.run(main)
+
+
+async def answer() -> int:
+    return 42

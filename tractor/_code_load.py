@@ -31,16 +31,16 @@ def load_module_from_path(
     return module
 
 
-def module_file(modpath: str) -> str:
-    '''The source file of an importable module, or `''` if unknown.'''
-    module = sys.modules.get(modpath)
-    if module is not None:
-        return getattr(module, '__file__', None) or ''
-    try:
-        spec = importlib.util.find_spec(modpath)
-    except (ImportError, ValueError):
-        return ''
-    return (spec.origin or '') if spec else ''
+def imported_module_file(modpath: str) -> str:
+    '''
+    Import `modpath` here and return its source file (`''` if it has
+    none, e.g. a namespace package). Importing, not just locating, makes
+    a module that cannot be imported fail where it is named, with its
+    own error (`ModuleNotFoundError`, `SyntaxError`, whatever its top
+    level raised), rather than later as a child's boxed remote error.
+    '''
+    module = importlib.import_module(modpath)
+    return getattr(module, '__file__', None) or ''
 
 
 def import_module(modpath: str, filepath: str) -> ModuleType:

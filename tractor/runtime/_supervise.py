@@ -20,7 +20,7 @@ from typing import (
 import trio
 
 from tractor import log
-from tractor._code_load import module_file
+from tractor._code_load import imported_module_file
 from tractor._exceptions import ActorTooSlowError
 from tractor.ipc._addr import wrap_address
 from tractor.trionics._eg import is_multi_cancelled
@@ -135,10 +135,12 @@ class ActorNursery:
         its portal once it connected back and received its spawn spec.
         '''
         modules = merge_module_paths(enable_modules, rpc_module_paths)
-        enabled = {mod: module_file(mod) for mod in modules}
-        for main_name in ('__main__', '__mp_main__'):
-            if main_name in enabled:
-                enabled[main_name] = ''
+        # imported here first, as upstream does: a module that cannot be
+        # imported fails this call with its own error, before any spawn
+        enabled = {
+            mod: '' if mod in ('__main__', '__mp_main__') else imported_module_file(mod)
+            for mod in modules
+        }
 
         actor = self._actor
         subactor = Actor(
