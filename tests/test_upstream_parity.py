@@ -585,3 +585,31 @@ def test_unimportable_enabled_module_fails_the_spawn_call(
 
 async def answer() -> int:
     return 42
+
+
+# ---- entry 8: the transport/registry mismatch error names both options ----
+
+def test_registry_transport_mismatch_names_both_options(reg_addr, start_method, tpt_proto):
+    '''
+    Entry 8: registry addresses of a transport that is not enabled are a
+    `ValueError` naming `registry_addrs` and `enable_transports`, each
+    offending address with its proto key, and the two ways out.
+    '''
+    other = 'uds' if tpt_proto == 'tcp' else 'tcp'
+
+    async def main():
+        with trio.fail_after(10):
+            with pytest.raises(ValueError) as excinfo:
+                async with tractor.open_nursery(
+                    registry_addrs=[reg_addr],
+                    start_method=start_method,
+                    enable_transports=[other],
+                ):
+                    pytest.fail('the root must not open')
+        msg = str(excinfo.value)
+        assert 'registry_addrs' in msg
+        assert 'enable_transports' in msg
+        assert f"'{tpt_proto}'" in msg
+        assert str(reg_addr[0]) in msg
+
+    trio.run(main)

@@ -187,9 +187,14 @@ async def open_root_actor(
         addr for addr in reg_addrs if addr.proto_key not in enable_transports
     ]
     if mismatched:
+        listed = ''.join(
+            f'\n  {addr!r} (proto {addr.proto_key!r})' for addr in mismatched
+        )
         raise ValueError(
-            f'Registry addresses {mismatched!r} use a transport not in '
-            f'`enable_transports={enable_transports!r}`'
+            f'`registry_addrs` has addresses whose transport is not in '
+            f'`enable_transports={enable_transports!r}`:{listed}\n'
+            f'Either add their protos to `enable_transports`, or pass '
+            f'`registry_addrs` of an enabled transport.'
         )
 
     if debug_mode:
