@@ -613,3 +613,78 @@ def test_registry_transport_mismatch_names_both_options(reg_addr, start_method, 
         assert str(reg_addr[0]) in msg
 
     trio.run(main)
+
+
+# ---- appendix / point 2: concurrent failures are all reported ----
+
+async def fail_on_go(go_path: str, marker_dir: str) -> None:
+    '''Raise as soon as the parent says go, noting that this error occurred.'''
+    while not os.path.exists(go_path):
+        await trio.sleep(0.005)
+    # no checkpoint from here to the raise: this error did occur
+    with open(os.path.join(marker_dir, tractor.current_actor().name), 'w'):
+        pass
+    raise AssertionError('failed on go')
+
+
+def _leaf_errors(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaf_errors(sub)]
+    return [exc]
+
+
+@pytest.mark.parametrize('n_children', [3, 10])
+@pytest.mark.parametrize(
+    'body',
+    ['exits', 'blocks'],
+    ids=['body-exits', 'body-blocks'],
+)
+def test_concurrent_child_failures_all_reported(
+    reg_addr,
+    start_method,
+    tmp_path,
+    n_children,
+    body,
+):
+    '''
+    Appendix A / point 2: several `run_in_actor` children failing at about
+    the same time. Every error that occurred in a child is in what the
+    nursery raises (a group when several, only `RemoteActorError`s boxing
+    them), whether the nursery's body had already exited or was still
+    blocked (then the first failure cancels it), while the siblings are
+    still cancelled promptly.
+    '''
+    go = tmp_path / 'go'
+    markers = tmp_path / 'failed'
+    markers.mkdir()
+
+    async def main():
+        with trio.fail_after(25):
+            with pytest.raises(BaseException) as excinfo:
+                async with tractor.open_nursery(
+                    **nursery_kwargs(reg_addr, start_method),
+                ) as an:
+                    for i in range(n_children):
+                        await an.run_in_actor(
+                            fail_on_go,
+                            name=f'failer{i}',
+                            go_path=str(go),
+                            marker_dir=str(markers),
+                        )
+                    go.touch()
+                    went = trio.current_time()
+                    if body == 'blocks':
+                        await trio.sleep_forever()
+            took = trio.current_time() - went
+        failed = sorted(os.listdir(markers))
+        assert failed
+        errors = _leaf_errors(excinfo.value)
+        assert all(isinstance(err, RemoteActorError) for err in errors), errors
+        assert all(err.boxed_type is AssertionError for err in errors), errors
+        reported = sorted(err.src_uid[0] for err in errors)
+        assert reported == failed
+        if len(failed) > 1:
+            assert isinstance(excinfo.value, BaseExceptionGroup)
+        assert took < 10, took
+
+    trio.run(main)
