@@ -688,3 +688,37 @@ def test_concurrent_child_failures_all_reported(
         assert took < 10, took
 
     trio.run(main)
+
+
+# ---- appendix: UDS socket names are measured in bytes ----
+
+async def own_sockpaths() -> list[str]:
+    return [os.path.join(*addr) for addr in tractor.current_actor().accept_addrs]
+
+
+def test_uds_name_of_multibyte_characters_fits(start_method):
+    '''
+    Appendix: an actor name of multi-byte characters short enough in
+    characters but not in bytes gets a socket path that fits `sun_path`
+    (a digest name), and the actor serves over it.
+    '''
+    from tractor._testing.addr import get_rando_addr
+    from tractor.ipc._uds import UDSAddress
+    name = 'w' + 'é' * 45
+    addr = UDSAddress.get_random(name=name)
+    assert len(os.fsencode(os.path.join(*addr.unwrap()))) < 108
+
+    async def main():
+        with trio.fail_after(20):
+            async with tractor.open_nursery(
+                registry_addrs=[get_rando_addr('uds')],
+                enable_transports=['uds'],
+                start_method=start_method,
+            ) as an:
+                portal = await an.start_actor(name, enable_modules=[__name__])
+                paths = await portal.run(own_sockpaths)
+                assert paths
+                assert all(len(os.fsencode(path)) < 108 for path in paths)
+                await portal.cancel_actor()
+
+    trio.run(main)

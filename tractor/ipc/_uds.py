@@ -31,6 +31,15 @@ _DARWIN_TMPDIR: str = '/tmp'
 _MAX_SOCKPATH: int = 108 if sys.platform.startswith('linux') else 104
 
 
+def _sockpath_size(path: Path) -> int:
+    '''
+    What `path` takes of `sun_path`: its encoded bytes, which is what
+    the kernel counts (a name of multi-byte characters is longer than its
+    number of characters).
+    '''
+    return len(os.fsencode(path))
+
+
 def _interp_suffix() -> str:
     '''
     `.<id>` in a sub-interpreter: actors there share the process' pid,
@@ -168,10 +177,10 @@ class UDSAddress(
             or (os.altsep is not None and os.altsep in name)
             or os.path.isabs(name)
         )
-        if unsafe or len(str(bindspace / filename)) >= _MAX_SOCKPATH:
+        if unsafe or _sockpath_size(bindspace / filename) >= _MAX_SOCKPATH:
             digest = hashlib.blake2s(name.encode(), digest_size=16).hexdigest()
             filename = f'actor.{digest}@{pid}{_interp_suffix()}.sock'
-            if len(str(bindspace / filename)) >= _MAX_SOCKPATH:
+            if _sockpath_size(bindspace / filename) >= _MAX_SOCKPATH:
                 raise ValueError(
                     f'UDS path too long for {bindspace}: even the digest '
                     f'name {filename!r} does not fit'
