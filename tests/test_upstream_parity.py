@@ -722,3 +722,41 @@ def test_uds_name_of_multibyte_characters_fits(start_method):
                 await portal.cancel_actor()
 
     trio.run(main)
+
+
+# ---- appendix: `ctx.started(<unencodable>)` ----
+
+@tractor.context
+async def started_unencodable(ctx: tractor.Context) -> None:
+    try:
+        await ctx.started(object())
+    except TypeError as err:
+        # the encoder's plain error, not a `MsgTypeError`
+        assert not isinstance(err, tractor.MsgTypeError)
+        raise
+
+
+def test_started_unencodable_value_is_a_type_error(reg_addr, start_method):
+    '''
+    Appendix: `ctx.started()` with a value the codec can not encode raises
+    the encoder's plain `TypeError` in the child, which the parent gets
+    boxed (`boxed_type is TypeError`), as with upstream.
+    '''
+    async def main():
+        with trio.fail_after(20):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method),
+            ) as an:
+                portal = await an.start_actor(
+                    'bad_started',
+                    enable_modules=[__name__],
+                )
+                with pytest.raises(RemoteActorError) as excinfo:
+                    async with portal.open_context(started_unencodable):
+                        pytest.fail('`started()` must not succeed')
+                rae = excinfo.value
+                assert rae.boxed_type is TypeError
+                assert not isinstance(rae, tractor.MsgTypeError)
+                await portal.cancel_actor()
+
+    trio.run(main)

@@ -447,7 +447,17 @@ class Context:
                     boxed_type=MsgTypeError,
                 )
         self._started_called = True
-        await self.chan.send(Started(cid=self.cid, pld=value))
+        try:
+            await self.chan.send(Started(cid=self.cid, pld=value))
+        except MsgTypeError as mte:
+            cause = mte.__cause__
+            if type(cause) is not TypeError:
+                raise
+            # a value no codec can encode is the encoder's own `TypeError`
+            # (as upstream), not a spec violation (`MsgTypeError`, above)
+            raise TypeError(
+                f'`Context.started()` value {value!r} can not be encoded: {cause}'
+            ) from None
 
     async def send_stop(self) -> None:
         await self.chan.send(Stop(cid=self.cid))
