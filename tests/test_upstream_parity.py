@@ -760,3 +760,59 @@ def test_started_unencodable_value_is_a_type_error(reg_addr, start_method):
                 await portal.cancel_actor()
 
     trio.run(main)
+
+
+# ---- appendix: `Context.cancel()` after the peer reported its outcome ----
+
+@tractor.context
+async def return_at_once(ctx: tractor.Context) -> str:
+    await ctx.started()
+    return 'finished'
+
+
+@tractor.context
+async def fail_at_once(ctx: tractor.Context) -> None:
+    await ctx.started()
+    raise NameError('failed right after started')
+
+
+def test_cancel_after_outcome_sets_cancel_called(reg_addr, start_method):
+    '''
+    Appendix: `ctx.cancel()` after the child already returned (or failed)
+    still counts as a cancel request (`cancel_called` is True), as with
+    upstream; it raises nothing and the outcome stays the child's.
+    '''
+    async def main():
+        with trio.fail_after(20):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method),
+            ) as an:
+                portal = await an.start_actor(
+                    'finisher',
+                    enable_modules=[__name__],
+                )
+                async with portal.open_context(return_at_once) as (ctx, _):
+                    assert await ctx.wait_for_result() == 'finished'
+                    await ctx.cancel()
+                    assert ctx.cancel_called
+                assert ctx.outcome == 'finished'
+                assert not ctx.cancel_acked
+
+                # a block that fails after the child already returned
+                with pytest.raises(KeyError):
+                    async with portal.open_context(return_at_once) as (ctx2, _):
+                        await ctx2.wait_for_result()
+                        raise KeyError('late failure in the parent')
+                assert ctx2.cancel_called
+
+                # the child's error ends the parent's block
+                with pytest.raises(RemoteActorError) as excinfo:
+                    async with portal.open_context(fail_at_once) as (ctx3, _):
+                        await trio.sleep_forever()
+                assert excinfo.value.boxed_type is NameError
+                assert ctx3.cancel_called
+                assert not ctx3.cancel_acked
+                assert ctx3.outcome is excinfo.value
+                await portal.cancel_actor()
+
+    trio.run(main)

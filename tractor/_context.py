@@ -95,7 +95,11 @@ class Context:
         self._remote_error: BaseException|None = None
         self._local_error: BaseException|None = None
         self._result: Any = Unresolved
+        # a cancel request went out while the peer's outcome was unknown,
+        # so a `ContextCancelled` naming us is its acknowledgement
         self._cancel_called: bool = False
+        # one went out after the peer had reported its outcome
+        self._cancel_called_after_outcome: bool = False
         self._canceller: tuple[str, str]|None = None
         self._cancel_msg: Any = None
         self._functype: str|None = None
@@ -135,7 +139,14 @@ class Context:
     # -- state --
     @property
     def cancel_called(self) -> bool:
-        return self._cancel_called
+        '''Whether this side asked for the dialog to be cancelled.'''
+        return self._cancel_called or self._cancel_called_after_outcome
+
+    def _note_cancel_request(self) -> None:
+        if self._remote_error is None and self._result is Unresolved:
+            self._cancel_called = True
+        else:
+            self._cancel_called_after_outcome = True
 
     @property
     def cancel_acked(self) -> bool:
@@ -410,10 +421,10 @@ class Context:
         local task is not cancelled. Child side: cancel our own task.
         '''
         if self.side == 'parent':
-            if self._remote_error is not None or self._result is not Unresolved:
-                # the child already ended: nothing to ask for
-                return
-            self._cancel_called = True
+            # asked even when the child already reported an outcome, as
+            # upstream does: `cancel_called` then says we did (the peer
+            # acks at once for a task that is gone, and stops one that a
+            # payload we could not decode left running)
             await self._actor.cancel_remote_task(self, timeout=timeout)
         else:
             self._cancel_called = True

@@ -265,7 +265,7 @@ class Actor:
         timeout: float = TASK_CANCEL_ACK_TIMEOUT,
     ) -> bool:
         '''Ask the peer to cancel the task behind `ctx` (bounded, shielded).'''
-        ctx._cancel_called = True
+        ctx._note_cancel_request()
         if not ctx.chan.connected():
             return False
         with trio.CancelScope(shield=True) as cs:
