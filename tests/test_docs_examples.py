@@ -79,6 +79,14 @@ EXPECTED_STDOUT: dict[str, str | tuple[str, ...]] = {
         'sum of squares below 100000: 333328333350000',
         'cluster torn down after Ctrl-C',
     ),
+    'asyncio_echo_server.py': (
+        'asyncio echo server answered 100 round trips',
+        'echo server actor cancelled',
+    ),
+    'asyncio_stream_feed.py': (
+        'received 50 ticks from the asyncio feed, total 6225',
+        'child says: feed done after 50 ticks',
+    ),
     'pubsub_topics.py': (
         'squarer got: [1, 4, 9, 16, 25]',
         'cuber got: [1, 8, 27, 64, 125]',
