@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import runpy
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 
 def load_module_from_path(
@@ -69,3 +72,40 @@ def import_module(modpath: str, filepath: str) -> ModuleType:
 def _prefixes(modpath: str) -> set[str]:
     parts = modpath.split('.')
     return {'.'.join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+
+def replay_parent_main(main_path: str|None, main_name: str|None) -> None:
+    '''
+    Import the parent's main module as `__mp_main__` (so its
+    `if __name__ == '__main__':` block stays off) and alias it as
+    `__main__`, the way multiprocessing's spawn start method does, with
+    its rules for what not to replay: the `__main__` of a package run with
+    `python -m pkg` (often not guarded by that `if`) and IPython.
+    '''
+    if main_name:
+        if main_name == '__main__' or main_name.endswith('.__main__'):
+            return
+        module = _module_named_mp_main(
+            runpy.run_module(main_name, run_name='__mp_main__', alter_sys=False)
+        )
+    elif os.path.splitext(os.path.basename(main_path))[0] == 'ipython':
+        return
+    elif main_path.endswith('.py'):
+        module = load_module_from_path(main_path, '__mp_main__')
+        # as multiprocessing leaves it after running a script by path:
+        # a spec named `__mp_main__` would make the `mp_*` children of
+        # this actor try to import a module of that name
+        module.__spec__ = None
+    else:
+        # a script without the suffix (e.g. a console-script entry point
+        # such as `bin/pytest`): the import machinery does not load it
+        module = _module_named_mp_main(
+            runpy.run_path(main_path, run_name='__mp_main__')
+        )
+    sys.modules['__main__'] = sys.modules['__mp_main__'] = module
+
+
+def _module_named_mp_main(namespace: dict[str, Any]) -> Any:
+    module = type(sys)('__mp_main__')
+    module.__dict__.update(namespace)
+    return module

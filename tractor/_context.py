@@ -136,6 +136,29 @@ class Context:
     def __repr__(self) -> str:
         return f'<Context {self.side} cid={self.cid[:8]} {self._nsf} {self.repr_state}>'
 
+    def pformat(self) -> str:
+        '''
+        A multi-line description of this side of the dialog for logs and
+        debugging: who talks to whom about what, its state, and its
+        outcome or error so far.
+        '''
+        peer = self.chan.aid.reprol() if self.chan.aid else '<no handshake>'
+        outcome = self.outcome
+        lines = [
+            '<Context(',
+            f'  side={self.side!r}, peer={peer!r}, cid={self.cid!r},',
+            f'  nsf={self._nsf!r}, state={self.repr_state!r},',
+            f'  cancel_called={self.cancel_called}, cancel_acked={self.cancel_acked},'
+            f' canceller={self.canceller!r},',
+            f'  stream={"opened" if self._stream_opened else "none"},'
+            f' allow_overruns={self._allow_overruns},'
+            f' queued={self._send_chan.statistics().current_buffer_used + len(self._overflow)},',
+        ]
+        if outcome is not Unresolved:
+            lines.append(f'  outcome={outcome!r},')
+        lines.append(')>')
+        return '\n'.join(lines)
+
     # -- state --
     @property
     def cancel_called(self) -> bool:

@@ -164,8 +164,9 @@ class MsgStream(trio.abc.Channel):
         return self._handle(self._rx_chan.receive_nowait())
 
     # -- sending --
-    async def send(self, data: Any) -> None:
-        '''Send one item to the peer.'''
+    async def send(self, data: Any, hide_tb: bool = True) -> None:
+        '''Send one item to the peer (`hide_tb`: keep this frame out of tracebacks).'''
+        __tracebackhide__ = hide_tb
         self._ctx.maybe_raise()
         if self._eoc:
             raise self._eoc

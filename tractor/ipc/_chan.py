@@ -123,7 +123,13 @@ class Channel:
         return f'<Channel {peer} {self.raddr!r}>'
 
     # -- messaging --
-    async def send(self, msg: Any) -> None:
+    async def send(self, msg: Any, hide_tb: bool = True) -> None:
+        '''
+        Send one protocol message; `TransportClosed` if the connection is
+        gone, `MsgTypeError` if `msg` can not be encoded. `hide_tb` keeps
+        this frame out of tracebacks.
+        '''
+        __tracebackhide__ = hide_tb
         if self._closed:
             raise TransportClosed(f'{self!r} is closed; can not send {type(msg).__name__}')
         try:

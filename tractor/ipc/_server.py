@@ -212,6 +212,11 @@ class IPCServer:
         # each bound socket file's identity, so we unlink only our own
         self._uds_files: dict[_uds.UDSAddress, tuple[int, int, int]|None] = {}
 
+    @property
+    def addrs(self) -> list[Address]:
+        '''The addresses this server listens on (as bound, e.g. real ports).'''
+        return list(self.accept_addrs)
+
     # -- lifecycle --
     async def serve(
         self,

@@ -352,6 +352,11 @@ class LocalPortal:
         self.actor = actor
         self.chan = channel
 
+    @property
+    def channel(self) -> Channel|None:
+        '''The channel it was made for (upstream's name for `chan`).'''
+        return self.chan
+
     async def run_from_ns(
         self,
         ns: str,

@@ -6,7 +6,6 @@ the runtime every actor runs from boot to teardown.
 from __future__ import annotations
 
 import os
-import runpy
 import sys
 import uuid
 import warnings
@@ -21,7 +20,7 @@ import trio
 from tractor import log
 from tractor._code_load import (
     import_module,
-    load_module_from_path,
+    replay_parent_main,
 )
 from tractor._context import Context
 from tractor._exceptions import (
@@ -195,6 +194,43 @@ class Actor:
     def __repr__(self) -> str:
         return f'<{type(self).__name__} {self.aid.reprol()}>'
 
+    @property
+    def repr_state(self) -> str:
+        '''`'running'`, `'cancelling'` (asked to, by `cancel_caller`) or `'cancelled'`.'''
+        if self.cancel_complete:
+            return 'cancelled'
+        if self._cancel_called:
+            return 'cancelling'
+        return 'running'
+
+    def pformat(self, privates: bool = False) -> str:
+        '''
+        A multi-line description of this actor for logs and debugging:
+        identity, state, addresses, and what it is serving; `privates`
+        adds its open dialogs and RPC tasks one per line.
+        '''
+        server = self.ipc_server
+        peers = len(server._peers) if server is not None else 0
+        lines = [
+            f'<{type(self).__name__}(',
+            f'  name={self.name!r}, uuid={self._uuid!r}, pid={self.pid},',
+            f'  state={self.repr_state!r}'
+            + (f', cancel_caller={self._cancel_called_by!r}' if self._cancel_called else '')
+            + ',',
+            f'  spawn_method={self.spawn_method!r}, is_root={self.is_root},'
+            f' is_registrar={self.is_registrar}, infected_aio={self._infected_aio},',
+            f'  accept_addrs={self.accept_addrs!r},',
+            f'  reg_addrs={self.reg_addrs!r},',
+            f'  enable_modules={list(self.enable_modules)!r},',
+            f'  peers={peers}, rpc_tasks={len(self._rpc_tasks)},'
+            f' contexts={len(self._contexts)},',
+        ]
+        if privates:
+            lines += [f'    rpc task {task.ctx!r}' for task in self._rpc_tasks.values()]
+            lines += [f'    dialog {ctx!r}' for ctx in self._contexts.values()]
+        lines.append(')>')
+        return '\n'.join(lines)
+
     # -- modules --
     def load_modules(self) -> None:
         '''Import the parent's `__main__` (if shipped) and every enabled module.'''
@@ -204,7 +240,7 @@ class Actor:
         # multiprocessing spawn start method) leaves it as `__mp_main__`
         replayed = getattr(sys.modules.get('__main__'), '__name__', None) == '__mp_main__'
         if (main_path or main_name) and not replayed:
-            _replay_parent_main(main_path, main_name)
+            replay_parent_main(main_path, main_name)
         for modpath, filepath in self.enable_modules.items():
             if modpath in ('__main__', '__mp_main__'):
                 main = sys.modules['__main__']
@@ -228,17 +264,15 @@ class Actor:
         caller-side `Context` once the peer acknowledged the task.
         '''
         cid = str(uuid.uuid4())
-        ctx = Context(
+        ctx = self.get_context(
             chan,
             cid,
-            side='parent',
-            portal=portal,
-            msg_buffer_size=msg_buffer_size or self.msg_buffer_size,
             nsf=f'{ns}:{func}',
+            msg_buffer_size=msg_buffer_size,
             allow_overruns=allow_overruns,
         )
+        ctx.portal = portal
         key = (chan.aid.uid, cid)
-        self._contexts[key] = ctx
         try:
             await chan.send(Start(
                 cid=cid,
@@ -257,6 +291,35 @@ class Actor:
             self._contexts.pop(key, None)
             raise
         ctx._functype = first.functype
+        return ctx
+
+    def get_context(
+        self,
+        chan: Channel,
+        cid: str,
+        nsf: Any = '',
+        msg_buffer_size: int|None = None,
+        allow_overruns: bool = False,
+    ) -> Context:
+        '''
+        The dialog `cid` with the peer on `chan`: the open one, else a new
+        caller-side `Context` registered so that the peer's messages for
+        `cid` reach it. `nsf` names the remote function (`'mod:func'`).
+        Asking for overruns on an open dialog allows them from then on.
+        '''
+        key = (chan.aid.uid, cid)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = self._contexts[key] = Context(
+                chan,
+                cid,
+                side='parent',
+                msg_buffer_size=msg_buffer_size or self.msg_buffer_size,
+                nsf=str(nsf),
+                allow_overruns=allow_overruns,
+            )
+        elif allow_overruns:
+            ctx._allow_overruns = True
         return ctx
 
     async def cancel_remote_task(
@@ -312,17 +375,8 @@ class Actor:
                 req_chan.aid.uid if req_chan is not None and req_chan.aid
                 else self.aid.uid
             )
-        # an RPC task may cancel its own actor: it waits for all the others
-        me = trio.lowlevel.current_task()
+        await self._cancel_rpc_tasks(self._cancel_called_by)
         with trio.CancelScope(shield=True):
-            while others := [
-                task for task in self._rpc_tasks.values() if task.task is not me
-            ]:
-                for task in others:
-                    if task.ctx._canceller is None:
-                        task.ctx._canceller = self._cancel_called_by
-                    task.ctx._scope.cancel()
-                await others[0].done.wait()
             if self.ipc_server is not None:
                 self.ipc_server.cancel()
                 await self.ipc_server.wait_for_shutdown()
@@ -332,6 +386,38 @@ class Actor:
             self._service_tn.cancel_scope.cancel()
         self._cancel_complete.set()
         return True
+
+    async def cancel_rpc_tasks(
+        self,
+        req_aid: Aid|None = None,
+        parent_chan: Channel|None = None,
+    ) -> None:
+        '''
+        Cancel the RPC tasks this actor runs (only those started over
+        `parent_chan`, if given) and wait until they have all ended.
+        `req_aid` is who asked (their dialogs report it as the canceller;
+        default: this actor). A task cancelling its own actor is not waited
+        for, it would wait for itself.
+        '''
+        await self._cancel_rpc_tasks((req_aid or self.aid).uid, parent_chan)
+
+    async def _cancel_rpc_tasks(
+        self,
+        requester: tuple[str, str],
+        parent_chan: Channel|None = None,
+    ) -> None:
+        me = trio.lowlevel.current_task()
+        with trio.CancelScope(shield=True):
+            while others := [
+                task for (chan, _cid), task in self._rpc_tasks.items()
+                if task.task is not me
+                and (parent_chan is None or chan is parent_chan)
+            ]:
+                for task in others:
+                    if task.ctx._canceller is None:
+                        task.ctx._canceller = requester
+                    task.ctx._scope.cancel()
+                await others[0].done.wait()
 
     def cancel_soon(self) -> None:
         '''Schedule a full self-cancel, ending the root nursery after it.'''
@@ -404,43 +490,6 @@ def _mk_uuid() -> str:
 
 def _connect_to(addr: Any):
     return _connect_chan(addr, close_timeout=0.5)
-
-
-def _replay_parent_main(main_path: str|None, main_name: str|None) -> None:
-    '''
-    Import the parent's main module as `__mp_main__` (so its
-    `if __name__ == '__main__':` block stays off) and alias it as
-    `__main__`, the way multiprocessing's spawn start method does, with
-    its rules for what not to replay: the `__main__` of a package run with
-    `python -m pkg` (often not guarded by that `if`) and IPython.
-    '''
-    if main_name:
-        if main_name == '__main__' or main_name.endswith('.__main__'):
-            return
-        module = _module_named_mp_main(
-            runpy.run_module(main_name, run_name='__mp_main__', alter_sys=False)
-        )
-    elif os.path.splitext(os.path.basename(main_path))[0] == 'ipython':
-        return
-    elif main_path.endswith('.py'):
-        module = load_module_from_path(main_path, '__mp_main__')
-        # as multiprocessing leaves it after running a script by path:
-        # a spec named `__mp_main__` would make the `mp_*` children of
-        # this actor try to import a module of that name
-        module.__spec__ = None
-    else:
-        # a script without the suffix (e.g. a console-script entry point
-        # such as `bin/pytest`): the import machinery does not load it
-        module = _module_named_mp_main(
-            runpy.run_path(main_path, run_name='__mp_main__')
-        )
-    sys.modules['__main__'] = sys.modules['__mp_main__'] = module
-
-
-def _module_named_mp_main(namespace: dict[str, Any]) -> Any:
-    module = type(sys)('__mp_main__')
-    module.__dict__.update(namespace)
-    return module
 
 
 def _apply_spawn_spec(actor: Actor, spec: SpawnSpec) -> None:
