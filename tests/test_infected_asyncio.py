@@ -9,6 +9,7 @@ asyncio task as `TrioCancelled`.
 '''
 import asyncio
 import os
+import time
 
 import pytest
 import trio
@@ -368,3 +369,33 @@ async def spawn_both_kinds(start_method: str) -> list:
         await an.cancel()
     return result
 
+
+
+def test_cancelled_host_cancels_an_infected_root(reg_addr, start_method, tmp_path):
+    '''
+    asyncio cancelling the host of an infected root (as a SIGINT handler
+    of asyncio's would) cancels the root actor: its children are torn
+    down and its teardown (`lifetime_stack`) runs before the loop stops.
+    '''
+    marker = tmp_path / 'root-alive'
+    marker.write_text('x')
+
+    async def aio_cancel_host():
+        for task in asyncio.all_tasks():
+            if task.get_name() == 'tractor-asyncio-host':
+                task.cancel()
+        await asyncio.sleep(float('inf'))
+
+    async def trio_main():
+        with trio.fail_after(20):
+            async with open_tree(reg_addr, start_method) as an:
+                tractor.current_actor().lifetime_stack.callback(os.remove, marker)
+                portal = await start_infected(an)
+                assert await portal.run(double_in_asyncio, x=2) == 4
+                await to_asyncio.run_task(aio_cancel_host)
+        return 'root ended'
+
+    start = time.monotonic()
+    to_asyncio.run_as_asyncio_guest(trio_main)
+    assert time.monotonic() - start < 10
+    assert not marker.exists()

@@ -487,3 +487,39 @@ def test_guest_run_returns_and_raises_like_trio_run():
         run_guest(bad)
     # the runtime flag is only set while the guest runs
     assert not tractor.get_runtime_vars()['_is_infected_aio']
+
+
+# ---- the host itself ----
+
+def cancel_the_host() -> None:
+    '''From asyncio code: cancel the host's main task (as a SIGINT would).'''
+    for task in asyncio.all_tasks():
+        if task.get_name() == 'tractor-asyncio-host':
+            task.cancel()
+
+
+def test_cancelled_host_ends_the_guest_first():
+    ended = []
+
+    async def aio_cancel_host():
+        cancel_the_host()
+        await asyncio.sleep(float('inf'))
+
+    async def main():
+        try:
+            await to_asyncio.run_task(aio_cancel_host)
+        finally:
+            ended.append('trio teardown ran')
+
+    start = time.monotonic()
+    assert run_guest(main) is None
+    assert ended == ['trio teardown ran']
+    assert time.monotonic() - start < 3
+
+
+def test_guest_cannot_start_inside_a_running_loop():
+    async def inside():
+        with pytest.raises(RuntimeError, match='already running'):
+            to_asyncio.run_as_asyncio_guest(trio.sleep, 0)
+
+    asyncio.run(inside())

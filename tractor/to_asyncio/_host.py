@@ -64,13 +64,16 @@ class _Guest:
         if (
             graceful
             and actor is not None
+            and not actor.is_root
             and actor._root_tn is not None
             and not actor._cancel_called
         ):
-            # a runtime cancel tears the actor down in order (children,
-            # registrars, `lifetime_stack`) and ends its root nursery
+            # a subactor cancels its runtime in order (remote tasks, IPC,
+            # `lifetime_stack`) and its parent sees a clean exit
             actor.cancel_soon()
         elif self.scope is not None:
+            # a root (or plain trio code) is cancelled from the top, as
+            # Ctrl-C would: its nurseries cancel their children first
             self.scope.cancel()
 
 
@@ -150,12 +153,18 @@ def run_as_asyncio_guest(
     there (`open_root_actor()`) reports `is_infected_aio()`.
 
     Ctrl-C raises `KeyboardInterrupt` in trio at its next checkpoint, as
-    with `trio.run()`. If the host itself gets cancelled, the guest's
-    actor is cancelled (`Actor.cancel_soon()`) and the loop keeps running
-    until the guest ended, so its teardown (`lifetime_stack` included)
-    always runs; `_sigint_loop_pump_delay` seconds are then given to
-    asyncio callbacks that teardown scheduled.
+    with `trio.run()`. If the host itself gets cancelled, the guest is
+    cancelled (a subactor's runtime through `Actor.cancel_soon()`, a root
+    or plain trio code from the top) and the loop keeps running until the
+    guest ended, so its teardown (`lifetime_stack` included) always runs;
+    `_sigint_loop_pump_delay` seconds are then given to asyncio callbacks
+    that teardown scheduled.
     '''
+    if asyncio._get_running_loop() is not None:
+        raise RuntimeError(
+            '`run_as_asyncio_guest()` runs its own asyncio loop: it cannot be '
+            'called where one is already running'
+        )
     rtvs = _state._runtime_vars
     was_infected = rtvs['_is_infected_aio']
     rtvs['_is_infected_aio'] = True
