@@ -523,3 +523,17 @@ def test_guest_cannot_start_inside_a_running_loop():
             to_asyncio.run_as_asyncio_guest(trio.sleep, 0)
 
     asyncio.run(inside())
+
+
+def test_aio_error_right_after_started_still_interrupts_the_body():
+    async def aio_start_then_fail(chan):
+        chan.started_nowait('up')
+        raise ValueError('right after started')
+
+    async def main():
+        with pytest.raises(ValueError, match='right after started'):
+            async with to_asyncio.open_channel_from(aio_start_then_fail) as (_, first):
+                assert first == 'up'
+                await trio.sleep_forever()
+
+    run_guest(main)

@@ -103,15 +103,16 @@ async def open_channel_from(
         for_channel=True,
     )
     try:
-        with trio.CancelScope() as chan._trio_scope:
+        with trio.CancelScope() as body_scope:
             first = await chan._wait_started()
+            chan._supervise_body(body_scope)
             yield chan, first
     except BaseException as err:
         if err is not chan._aio_err:
             await chan._end_aio_side(_trio_cancelled(err))
             _log_aio_error_lost(chan, err)
         raise
-    if chan._scope_cancelled_for_aio_err and chan._trio_scope.cancelled_caught:
+    if chan._scope_cancelled_for_aio_err and body_scope.cancelled_caught:
         # the body was interrupted because the asyncio task failed
         chan._raise_aio_error()
     await chan._end_aio_side(TrioTaskExited(

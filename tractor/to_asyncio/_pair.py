@@ -255,11 +255,23 @@ class LinkedTaskChannel(trio.abc.Channel):
         self._to_trio.close()
         self._aio_done.set()
         self._started_or_done.set()
+        if not self._receivers:
+            self._interrupt_body_on_error()
+
+    def _supervise_body(self, scope: trio.CancelScope) -> None:
+        '''
+        From now on an asyncio failure interrupts the `open_channel_from()`
+        body running in `scope` (before, entering the block raises it).
+        '''
+        self._trio_scope = scope
+        if self._aio_done.is_set():
+            self._interrupt_body_on_error()
+
+    def _interrupt_body_on_error(self) -> None:
         if (
             self._aio_err is not None
             and self._trio_exit is None
             and self._trio_scope is not None
-            and not self._receivers
         ):
             # nobody is receiving to be told: interrupt the trio side
             self._scope_cancelled_for_aio_err = True
