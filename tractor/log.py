@@ -37,11 +37,14 @@ __all__ = [
     'STD_PALETTE',
     'StackLevelAdapter',
     'add_log_level',
+    'apply_console_log_levels',
     'apply_logspec',
     'at_least_level',
+    'console_log_levels',
     'get_console_log',
     'get_logger',
     'get_loglevel',
+    'logspec_levels',
     'parse_logspec',
 ]
 
@@ -57,6 +60,11 @@ _actor_name_getter: Callable[[], str | None] | None = None
 _actor_uid_getter: Callable[[], Any] | None = None
 
 _no_actor: str = 'no actor context'
+
+# logger name -> level, for every logger this process gave a console
+# handler: what its child actors set up the same way (see
+# `console_log_levels()`)
+_console_levels: dict[str, str | int] = {}
 
 # custom levels: name -> numeric level. `IO` is added below through
 # `add_log_level()` (exercising the same path users take).
@@ -634,7 +642,49 @@ def get_console_log(
     base: logging.Logger = log.logger
     if not any(_writes_to_stderr(h) for h in base.handlers):
         base.addHandler(_mk_console_handler())
+    _console_levels[base.name] = (
+        level.strip().lower() if isinstance(level, str) else level
+    )
     return log
+
+
+def console_log_levels() -> dict[str, str | int]:
+    '''
+    What this process logs to the console: `{logger name: level}` for
+    every logger given a console handler (by `get_console_log()` with a
+    level, or `apply_logspec()`). Child actors are handed it and set up
+    theirs the same way (`apply_console_log_levels()`).
+    '''
+    return dict(_console_levels)
+
+
+def apply_console_log_levels(levels: dict[str, str | int]) -> None:
+    '''
+    Log to the console like the process whose `console_log_levels()`
+    these are: each logger at its level with one console handler. A
+    logger below another listed one stops propagating, as
+    `apply_logspec()` does, so its records are not printed twice.
+    '''
+    for name, level in levels.items():
+        logger = logging.getLogger(name)
+        get_console_log(level=level, logger=logger)
+        if any(name.startswith(f'{other}.') for other in levels):
+            logger.propagate = False
+
+
+def logspec_levels(
+    spec: str | int | None,
+    pkg_name: str = _proj_name,
+) -> dict[str, str | int]:
+    '''
+    A log-spec (see `parse_logspec()`) as `{logger name: level}`, the
+    shape of `console_log_levels()`: the catch-all level names the
+    package logger.
+    '''
+    return {
+        pkg_name if sub is None else f'{pkg_name}.{sub}': level
+        for sub, level in parse_logspec(spec, pkg_name=pkg_name).items()
+    }
 
 
 def parse_logspec(

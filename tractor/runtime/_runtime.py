@@ -502,6 +502,8 @@ def _apply_spawn_spec(actor: Actor, spec: SpawnSpec) -> None:
             f'{"is" if actor._infected_aio else "is not"} an asyncio guest'
         )
     rtvs['_is_root'] = False
+    # console logging set up like the parent's (and its `loglevel=` for us)
+    log.apply_console_log_levels(rtvs.pop('_console_log_levels', None) or {})
     _state._runtime_vars.update(rtvs)
     actor.reg_addrs = [tuple(addr) for addr in spec.reg_addrs]
     actor.enable_modules = dict(spec.enable_modules)

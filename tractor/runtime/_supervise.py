@@ -143,13 +143,29 @@ class ActorNursery:
         }
 
         actor = self._actor
+        # the child logs to the console like this actor does, except for
+        # what its own `loglevel` (a level or a log-spec) says
+        console_levels = log.console_log_levels()
+        boot_level = None
+        if loglevel:
+            try:
+                console_levels.update(log.logspec_levels(loglevel))
+            except ValueError:
+                # neither a level nor a log-spec: the child refuses it as
+                # it boots, and its reason reaches us as an `ActorFailure`
+                boot_level = loglevel
         subactor = Actor(
             name,
             enable_modules=enabled,
-            loglevel=loglevel or actor.loglevel or log.get_loglevel(),
+            loglevel=boot_level or str(
+                console_levels.get(log._proj_name)
+                or actor.loglevel
+                or log.get_loglevel()
+            ),
             registry_addrs=actor.reg_addrs,
         )
         runtime_vars = _state.get_runtime_vars()
+        runtime_vars['_console_log_levels'] = console_levels
         runtime_vars['_is_root'] = False
         runtime_vars['_is_infected_aio'] = infect_asyncio
         if debug_mode is not None:

@@ -56,7 +56,9 @@ def _actor_child_main(
     actor = Actor(name, uuid, loglevel=loglevel, spawn_method=spawn_method)
     _state._set_current_actor(actor)
     if loglevel:
-        log.get_console_log(loglevel)
+        # the package logger, like the root's: every module's records
+        # formatted, until the spawn spec brings the parent's full setup
+        log.get_console_log(loglevel, name=log._proj_name)
     try:
         if infect_asyncio:
             if asyncio_host is None:
