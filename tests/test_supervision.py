@@ -25,7 +25,8 @@ whose connection to its parent drops with no cancel request.
 Not errors: a child cancelled by `portal.cancel_actor()`, a daemon that
 ends itself cleanly.
 
-Runtime bugs these tests found are strict xfails (the non-deterministic
+Runtime bugs these tests found are xfails, not strict since their timing
+varies under load (the non-deterministic
 one on subint, which can hang the process, a skip), each with a reason
 saying what goes wrong; `ai/supervision.md` has them with suggested fixes.
 
@@ -604,7 +605,7 @@ def test_death_cancels_the_body(reg_addr, start_method, how, victim, body, reque
     '''
     if how == 'sigkill' and victim == 'daemon' and body == 'stream':
         request.applymarker(pytest.mark.xfail(
-            strict=True, reason=DAEMON_DEATH_LOST_BEHIND_DIALOG,
+            strict=False, reason=DAEMON_DEATH_LOST_BEHIND_DIALOG,
         ))
     peer = 'middle' if victim == 'grandchild' else 'victim'
 
@@ -727,7 +728,7 @@ def test_forkserver_death(reg_addr, start_method, body):
 
 @pytest.mark.parametrize('kind', [
     pytest.param('daemon', marks=pytest.mark.xfail(
-        strict=True, reason=DAEMON_CONN_LOSS_NOT_REPORTED,
+        strict=False, reason=DAEMON_CONN_LOSS_NOT_REPORTED,
     )),
     'ria',
 ])
@@ -895,7 +896,7 @@ def test_slow_subtree_is_not_orphaned(reg_addr, start_method, how, request):
 
     '''
     if how == 'sigkill':
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SLOW_SUBTREE_ORPHANED))
+        request.applymarker(pytest.mark.xfail(strict=False, reason=SLOW_SUBTREE_ORPHANED))
 
     async def build(tree: Tree) -> None:
         await spawn_all(
