@@ -362,22 +362,24 @@ def test_subint_refused_at_open_nursery_before_3_14(reg_addr, start_method):
     trio.run(main)
 
 
-@pytest.mark.skipon_spawn_backend(
-    'subint', 'mp_spawn', 'mp_forkserver',
-    reason='debug mode needs a trio root',
-)
-def test_debug_mode_refuses_other_backends_at_open_nursery(reg_addr, start_method):
-    '''A debug-mode tree refuses a nursery of a backend that cannot join its REPL lock.'''
-    key = other_backend(start_method)
-
+def test_debug_mode_is_refused_until_the_debugger_exists(reg_addr, start_method):
+    '''
+    `debug_mode=True` is refused (nothing would read it), for the root
+    and for one child of any backend, before anything is spawned.
+    '''
     async def main():
         with trio.fail_after(TEST_BOUND):
-            async with tractor.open_root_actor(
-                **nursery_kwargs(reg_addr, start_method), debug_mode=True,
-            ):
-                with pytest.raises(RuntimeError, match='debug_mode'):
-                    async with tractor.open_nursery(start_method=key):
-                        raise AssertionError('the nursery must not open')
+            with pytest.raises(NotImplementedError, match='debug_mode'):
+                async with tractor.open_root_actor(
+                    **nursery_kwargs(reg_addr, start_method), debug_mode=True,
+                ):
+                    raise AssertionError('the root must not open')
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method),
+            ) as an:
+                with pytest.raises(NotImplementedError, match='debug_mode'):
+                    await an.start_actor('debugged', debug_mode=True)
+                assert not an._children
 
     trio.run(main)
 

@@ -48,7 +48,11 @@ from tractor.trionics._eg import (
 
 logger = log.get_logger()
 
-_DEBUG_CAPABLE_BACKENDS: frozenset[str] = _spawn.DEBUG_CAPABLE_BACKENDS
+# an option of the debugger, which is not built yet: refused, not ignored
+_NO_DEBUGGER: str = (
+    "{what} asks for tractor's debugger (crash REPLs, `pause()`, the tree-wide "
+    'tty lock), which is not built yet'
+)
 
 
 def _not_only_cancelled(err: BaseException) -> bool:
@@ -138,11 +142,10 @@ async def open_root_actor(
             'An actor runtime is already running in this process; '
             'a second root actor can not be opened'
         )
+    if debug_mode:
+        raise NotImplementedError(_NO_DEBUGGER.format(what='`debug_mode=True`'))
     if debug_filter is not _not_only_cancelled:
-        raise NotImplementedError(
-            '`debug_filter` picks the errors that open the crash REPL, and '
-            "tractor's debugger (crash REPLs, `pause()`) is not built yet"
-        )
+        raise NotImplementedError(_NO_DEBUGGER.format(what='`debug_filter`'))
     # fail before anything starts when an enabled tool is not installed
     if enable_stack_on_sig:
         _stackscope._import_stackscope()
@@ -197,13 +200,6 @@ async def open_root_actor(
             f'`registry_addrs` of an enabled transport.'
         )
 
-    if debug_mode:
-        if _spawn._spawn_method not in _DEBUG_CAPABLE_BACKENDS:
-            raise RuntimeError(
-                f'`debug_mode=True` is not supported with the '
-                f'{_spawn._spawn_method!r} spawn backend'
-            )
-        rtvs['_debug_mode'] = True
 
     # peers of the tree, the registry probe's included, prove this secret
     previous_secret = set_secret(tree_secret)

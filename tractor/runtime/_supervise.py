@@ -134,6 +134,12 @@ class ActorNursery:
         Spawn a daemon child actor that serves RPC until cancelled; returns
         its portal once it connected back and received its spawn spec.
         '''
+        if debug_mode:
+            # refused, not ignored: nothing would read it
+            raise NotImplementedError(
+                "`debug_mode=True` asks for tractor's debugger (crash REPLs, "
+                '`pause()`, the tree-wide tty lock), which is not built yet'
+            )
         modules = merge_module_paths(enable_modules, rpc_module_paths)
         # imported here first, as upstream does: a module that cannot be
         # imported fails this call with its own error, before any spawn
@@ -168,8 +174,6 @@ class ActorNursery:
         runtime_vars['_console_log_levels'] = console_levels
         runtime_vars['_is_root'] = False
         runtime_vars['_is_infected_aio'] = infect_asyncio
-        if debug_mode is not None:
-            runtime_vars['_debug_mode'] = debug_mode
         main_data = _main_data_for() if inherit_parent_main else {}
         parent_addr = actor.accept_addrs[0]
         self._portal_events[subactor.aid.uid] = trio.Event()

@@ -405,9 +405,10 @@ async def _start(
     forkserver: bool,
 ) -> MpProcessHandle:
     if args.proc_kwargs:
-        logger.warning(
-            f'`proc_kwargs` are ignored by the {spawn_method!r} backend: '
-            f'{args.proc_kwargs!r}'
+        # refused, not ignored: multiprocessing starts the child itself
+        raise ValueError(
+            f'`proc_kwargs` do not apply to the {spawn_method!r} spawn backend '
+            f'(multiprocessing starts the process): {args.proc_kwargs!r}'
         )
 
     def start() -> Any:

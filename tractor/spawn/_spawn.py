@@ -62,9 +62,6 @@ SpawnMethodKey = Literal[
 _spawn_method: SpawnMethodKey = 'trio'
 _ctx: Any = None
 
-# backends whose children can share the tree-wide debugger tty lock
-DEBUG_CAPABLE_BACKENDS: frozenset[str] = frozenset({'trio'})
-
 # how long a child gets to exit by itself after acknowledging a cancel
 # request, and after that, after each escalation step
 REAP_GRACE: float = 1.6
@@ -193,11 +190,6 @@ def nursery_start_method(key: str|None) -> str:
     if key is None:
         key = _spawn_method
     _check_key(key)
-    if _state.debug_mode() and key not in DEBUG_CAPABLE_BACKENDS:
-        raise RuntimeError(
-            f'`debug_mode=True` is not supported with the {key!r} spawn '
-            f'backend (debug-capable: {sorted(DEBUG_CAPABLE_BACKENDS)})'
-        )
     return key
 
 
