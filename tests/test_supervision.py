@@ -106,14 +106,6 @@ KILL_HOW: dict[str, str] = {
 }
 
 # runtime bugs found by these tests (see `ai/supervision.md`)
-DAEMON_DEATH_LOST_BEHIND_DIALOG = (
-    'runtime bug: a daemon killed while the body reads a stream from it is '
-    'not reported; the nursery raises only the TransportClosed of the '
-    "body's stream. The body's error makes the nursery cancel "
-    '(`an._cancel_called`) before `_watch_daemon` reports the death, and '
-    '`_was_asked_to_end()` then takes that cancel for a request the dead '
-    'child had received'
-)
 DAEMON_CONN_LOSS_NOT_REPORTED = (
     'runtime bug: a daemon whose connection to its parent drops with no '
     'cancel request cancels itself ("lost its parent") and exits cleanly, '
@@ -589,7 +581,7 @@ async def build_victim(tree: Tree, victim: str) -> None:
 
 @pytest.mark.parametrize('body', ['sleep', 'stream', 'context'])
 @pytest.mark.parametrize('victim', ['daemon', 'ria', 'grandchild'])
-def test_death_cancels_the_body(reg_addr, start_method, how, victim, body, request):
+def test_death_cancels_the_body(reg_addr, start_method, how, victim, body):
     '''
     A daemon, a `run_in_actor` child or a grandchild (a daemon of a
     `run_in_actor` middle) dies `how` while the body sleeps, reads a
@@ -603,10 +595,6 @@ def test_death_cancels_the_body(reg_addr, start_method, how, victim, body, reque
     stream's `TransportClosed`: the nursery then raises both errors.
 
     '''
-    if how == 'sigkill' and victim == 'daemon' and body == 'stream':
-        request.applymarker(pytest.mark.xfail(
-            strict=False, reason=DAEMON_DEATH_LOST_BEHIND_DIALOG,
-        ))
     peer = 'middle' if victim == 'grandchild' else 'victim'
 
     async def main() -> Outcome:

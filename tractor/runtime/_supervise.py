@@ -97,6 +97,8 @@ class ActorNursery:
         self.exited = trio.Event()
         self._implicit_runtime_started: bool = False
         self._cancelling: bool = False
+        # children this nursery terminated while they were alive
+        self._ended_by_us: set[tuple[str, str]] = set()
         # wraps the nursery's body: a child's failure cancels it
         self._body_scope: trio.CancelScope|None = None
 
@@ -268,7 +270,7 @@ class ActorNursery:
                 async with trio.open_nursery() as tn:
                     for uid, (_sub, handle, portal) in children.items():
                         if hard_kill:
-                            handle.terminate()
+                            self._terminate(uid, handle)
                             terminated[uid] = handle
                             continue
                         tn.start_soon(
@@ -278,7 +280,7 @@ class ActorNursery:
                 for uid, (_sub, handle, _portal) in children.items():
                     if handle.alive():
                         logger.warning(f'Actor {uid!r} did not cancel in time; terminating')
-                        handle.terminate()
+                        self._terminate(uid, handle)
                         terminated[uid] = handle
             await _kill_if_still_alive(terminated)
 
@@ -301,7 +303,7 @@ class ActorNursery:
             acked = await portal.cancel_actor(raise_on_timeout=True)
         except ActorTooSlowError:
             logger.warning(f'Actor {uid!r} did not acknowledge cancel; terminating')
-            handle.terminate()
+            self._terminate(uid, handle)
             terminated[uid] = handle
             return
         if not acked:
@@ -311,8 +313,14 @@ class ActorNursery:
                 await handle.wait()
             if handle.alive():
                 logger.warning(f'Actor {uid!r} is unreachable over IPC; terminating')
-                handle.terminate()
+                self._terminate(uid, handle)
                 terminated[uid] = handle
+
+    def _terminate(self, uid: tuple[str, str], handle: Any) -> None:
+        if handle.alive():
+            # its end from now on is ours, not a failure
+            self._ended_by_us.add(uid)
+        handle.terminate()
 
     def __repr__(self) -> str:
         return f'<ActorNursery of {self._actor.name!r} children={len(self._children)}>'

@@ -325,8 +325,13 @@ async def _until_either(*waits: Callable[[], Awaitable[None]]) -> None:
             tn.start_soon(_wait_then_stop, wait)
 
 
-def _was_asked_to_end(an: ActorNursery, portal: Portal) -> bool:
-    return portal.chan._cancel_called or an._cancel_called
+def _was_asked_to_end(an: ActorNursery, uid: tuple[str, str], portal: Portal) -> bool:
+    '''
+    Whether a request to end reached this very child (a cancel request sent
+    on its channel, or a terminate while it lived): a nursery that is
+    cancelling may find a child that had died before it could ask.
+    '''
+    return portal.chan._cancel_called or uid in an._ended_by_us
 
 
 async def _watch_daemon(
@@ -343,7 +348,7 @@ async def _watch_daemon(
     only logged. (`_collect_result` does this for `run_in_actor` ones.)
     '''
     await _until_either(portal.chan.wait_closed, handle.wait)
-    if _was_asked_to_end(an, portal):
+    if _was_asked_to_end(an, uid, portal):
         return
     if portal.chan._exc is not None:
         # its runtime reported why it went away: `new_proc` records that
@@ -351,7 +356,7 @@ async def _watch_daemon(
     # the exit status says more than the lost connection: wait for it
     with trio.move_on_after(REAP_GRACE):
         await handle.wait()
-    if _was_asked_to_end(an, portal):
+    if _was_asked_to_end(an, uid, portal):
         return
     if handle.alive():
         failure = ActorFailure(
