@@ -260,6 +260,23 @@ def _register_tracker_stop() -> None:
             _tracker_stop_registered = True
 
 
+def _reap_bounded(pid: int) -> None:
+    '''
+    Reap child `pid`, which was just told to exit; SIGKILL it if it has not
+    within `FORKSERVER_STOP_TIMEOUT`. Blocking (runs at exit).
+    '''
+    deadline = time.monotonic() + FORKSERVER_STOP_TIMEOUT
+    try:
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
+    except ChildProcessError:
+        pass
+
+
 def _stop_resource_tracker() -> None:
     '''
     Stop and reap the resource tracker this sub-interpreter started (its
@@ -276,16 +293,7 @@ def _stop_resource_tracker() -> None:
         tracker._fd = tracker._pid = None
         # EOF on its "alive" pipe makes it clean up and exit
         os.close(fd)
-    deadline = time.monotonic() + FORKSERVER_STOP_TIMEOUT
-    try:
-        while os.waitpid(pid, os.WNOHANG)[0] == 0:
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                break
-            time.sleep(0.01)
-    except ChildProcessError:
-        pass
+    _reap_bounded(pid)
 
 
 def _register_forkserver_stop() -> None:
@@ -309,16 +317,7 @@ def _stop_forkserver() -> None:
             return
         os.close(server._forkserver_alive_fd)
         server._forkserver_alive_fd = None
-        deadline = time.monotonic() + FORKSERVER_STOP_TIMEOUT
-        try:
-            while os.waitpid(pid, os.WNOHANG)[0] == 0:
-                if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    break
-                time.sleep(0.01)
-        except ChildProcessError:
-            pass
+        _reap_bounded(pid)
         address = server._forkserver_address
         if (
             isinstance(address, str)
