@@ -96,7 +96,6 @@ class ActorNursery:
         self.cancelled_caught: bool = False
         self.exited = trio.Event()
         self._implicit_runtime_started: bool = False
-        self._cancelling: bool = False
         # children this nursery terminated while they were alive
         self._ended_by_us: set[tuple[str, str]] = set()
         # wraps the nursery's body: a child's failure cancels it
