@@ -57,6 +57,12 @@ from . import msg as msg
 from . import log as log
 from . import trionics as trionics
 from . import devx as devx  # installs its actor boot hooks
+from .devx import (
+    breakpoint as breakpoint,
+    pause as pause,
+    pause_from_sync as pause_from_sync,
+    post_mortem as post_mortem,
+)
 
 
 def _apply_trio_patches(actor: Actor) -> None:

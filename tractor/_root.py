@@ -32,6 +32,7 @@ from tractor.ipc._addr import (
     wrap_address,
 )
 from tractor.runtime import (
+    _debug_hooks,
     _state,
     _supervise,
 )
@@ -48,11 +49,8 @@ from tractor.trionics._eg import (
 
 logger = log.get_logger()
 
-# an option of the debugger, which is not built yet: refused, not ignored
-_NO_DEBUGGER: str = (
-    "{what} asks for tractor's debugger (crash REPLs, `pause()`, the tree-wide "
-    'tty lock), which is not built yet'
-)
+# every root serves the tree-wide tty lock (`tractor.devx.debug`)
+_TTY_LOCK_MODULE: str = 'tractor.devx.debug._tty_lock'
 
 
 def _not_only_cancelled(err: BaseException) -> bool:
@@ -133,8 +131,13 @@ async def open_root_actor(
     tree to stderr on SIGUSR1 (needs `stackscope`);
     `maybe_enable_greenback` gives every task of the tree a `greenback`
     portal (needs `greenback`); `hide_tb` hides this frame from pytest
-    tracebacks. `debug_filter` (which errors open the crash REPL) is
-    refused until the debugger exists.
+    tracebacks.
+
+    `debug_mode=True` turns the multi-process debugger on for the whole
+    tree (on every spawn backend): `tractor.pause()`, crash REPLs in the
+    failing actor and each parent on the way up, one REPL at a time.
+    `debug_filter(err)` says which errors escaping the block open the
+    root's crash REPL (default: all but pure cancellation).
     '''
     __tracebackhide__: bool = hide_tb
     if _state.current_actor(err_on_no_runtime=False) is not None:
@@ -142,10 +145,6 @@ async def open_root_actor(
             'An actor runtime is already running in this process; '
             'a second root actor can not be opened'
         )
-    if debug_mode:
-        raise NotImplementedError(_NO_DEBUGGER.format(what='`debug_mode=True`'))
-    if debug_filter is not _not_only_cancelled:
-        raise NotImplementedError(_NO_DEBUGGER.format(what='`debug_filter`'))
     # fail before anything starts when an enabled tool is not installed
     if enable_stack_on_sig:
         _stackscope._import_stackscope()
@@ -166,6 +165,8 @@ async def open_root_actor(
         )
 
     modules = merge_module_paths(enable_modules, rpc_module_paths)
+    if _TTY_LOCK_MODULE not in modules:
+        modules.append(_TTY_LOCK_MODULE)
 
     env_level = os.environ.get('TRACTOR_LOGLEVEL')
     if env_level and loglevel and env_level.upper() != loglevel.upper():
@@ -223,6 +224,7 @@ async def open_root_actor(
         is_registrar, bind, registrars or reg_addrs, actor.name,
     )
     rtvs['_is_root'] = True
+    rtvs['_debug_mode'] = bool(debug_mode)
     rtvs['_registry_addrs'] = list(actor.reg_addrs)
     # (children inherit these, and their boot hooks act on them)
     rtvs['use_stackscope'] = enable_stack_on_sig
@@ -242,7 +244,11 @@ async def open_root_actor(
             try:
                 yield actor
             except BaseException as err:
-                if debug_filter(err):
+                hooks = _debug_hooks.installed
+                if debug_mode and hooks is not None and debug_filter(err):
+                    # shielded inside: the runtime may be cancelling already
+                    await hooks.crashed(actor, err, None)
+                if _not_only_cancelled(err):
                     logger.runtime(f'Root actor crashed: {err!r}')
                 raise
             finally:

@@ -37,6 +37,7 @@ from tractor.trionics._eg import (
     collapse_exc,
     is_multi_cancelled,
 )
+from . import _debug_hooks
 from tractor.msg.types import (
     CancelAck,
     Error,
@@ -264,6 +265,9 @@ async def _invoke(
                         raise
                     err = collapse_exc(err)
                 logger.runtime(f'RPC task {ctx._nsf!r} failed with {err!r}')
+                if (hooks := _debug_hooks.installed) is not None:
+                    # debug mode: a post-mortem REPL here, before it travels
+                    await hooks.crashed(actor, err, ctx)
                 await _ship_error(actor, chan, err, cid)
         if ctx._scope.cancelled_caught and kind == 'context':
             # only context dialogs report cancellation to the caller
@@ -311,6 +315,9 @@ async def _handle_cancel_request(
         await _ship_error(actor, chan, err, cid)
         return False
     with trio.CancelScope(shield=True):
+        if msg.func == 'cancel' and (hooks := _debug_hooks.installed) is not None:
+            # never cancel an actor under the user's fingers
+            await hooks.wait_for_local_repl()
         try:
             await chan.send(StartAck(cid=cid, functype='asyncfunc'))
             if msg.func == 'cancel':

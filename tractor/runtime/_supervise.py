@@ -25,7 +25,10 @@ from tractor._exceptions import ActorTooSlowError
 from tractor.ipc._addr import wrap_address
 from tractor.trionics._eg import is_multi_cancelled
 
-from . import _state
+from . import (
+    _debug_hooks,
+    _state,
+)
 from ._portal import (
     Portal,
     check_plain_async_fn,
@@ -134,13 +137,10 @@ class ActorNursery:
         '''
         Spawn a daemon child actor that serves RPC until cancelled; returns
         its portal once it connected back and received its spawn spec.
+
+        `debug_mode` overrides this actor's debug mode for the child and
+        its subtree (`None`: inherit).
         '''
-        if debug_mode:
-            # refused, not ignored: nothing would read it
-            raise NotImplementedError(
-                "`debug_mode=True` asks for tractor's debugger (crash REPLs, "
-                '`pause()`, the tree-wide tty lock), which is not built yet'
-            )
         modules = merge_module_paths(enable_modules, rpc_module_paths)
         # imported here first, as upstream does: a module that cannot be
         # imported fails this call with its own error, before any spawn
@@ -175,6 +175,9 @@ class ActorNursery:
         runtime_vars['_console_log_levels'] = console_levels
         runtime_vars['_is_root'] = False
         runtime_vars['_is_infected_aio'] = infect_asyncio
+        if debug_mode is not None:
+            # this child (and its subtree) only: crash REPLs, `pause()`
+            runtime_vars['_debug_mode'] = bool(debug_mode)
         main_data = _main_data_for() if inherit_parent_main else {}
         parent_addr = actor.accept_addrs[0]
         self._portal_events[subactor.aid.uid] = trio.Event()
@@ -265,16 +268,23 @@ class ActorNursery:
         with trio.CancelScope(shield=True):
             children = dict(self._children)
             terminated: dict[tuple[str, str], Any] = {}
-            with trio.move_on_after(CANCEL_PHASE_TIMEOUT) as phase:
-                async with trio.open_nursery() as tn:
-                    for uid, (_sub, handle, portal) in children.items():
-                        if hard_kill:
-                            self._terminate(uid, handle)
-                            terminated[uid] = handle
-                            continue
-                        tn.start_soon(
-                            self._cancel_child, uid, handle, portal, terminated,
-                        )
+            while True:
+                # debug mode: nobody is cancelled while a REPL is open
+                await _debug_hooks.maybe_wait_for_tty()
+                with trio.move_on_after(CANCEL_PHASE_TIMEOUT) as phase:
+                    async with trio.open_nursery() as tn:
+                        for uid, (_sub, handle, portal) in children.items():
+                            if hard_kill:
+                                self._terminate(uid, handle)
+                                terminated[uid] = handle
+                                continue
+                            tn.start_soon(
+                                self._cancel_child, uid, handle, portal, terminated,
+                            )
+                # a child that entered a REPL meanwhile is asked again
+                # once it is done, not terminated
+                if not (phase.cancelled_caught and await _debug_hooks.repl_in_use()):
+                    break
             if phase.cancelled_caught:
                 for uid, (_sub, handle, _portal) in children.items():
                     if handle.alive():
@@ -301,6 +311,9 @@ class ActorNursery:
         try:
             acked = await portal.cancel_actor(raise_on_timeout=True)
         except ActorTooSlowError:
+            if await _debug_hooks.repl_in_use():
+                # busy in a REPL, not stuck: `cancel()` asks again after it
+                return
             logger.warning(f'Actor {uid!r} did not acknowledge cancel; terminating')
             self._terminate(uid, handle)
             terminated[uid] = handle

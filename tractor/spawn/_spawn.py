@@ -41,7 +41,10 @@ from tractor.ipc._uds import (
     remove_stale_sockets,
 )
 from tractor.msg.types import SpawnSpec
-from tractor.runtime import _state
+from tractor.runtime import (
+    _debug_hooks,
+    _state,
+)
 from tractor.runtime._portal import Portal
 
 if TYPE_CHECKING:
@@ -243,6 +246,8 @@ async def soft_kill(
         await handle.wait()
     except trio.Cancelled:
         with trio.CancelScope(shield=True):
+            # debug mode: let whoever is in a REPL finish first
+            await _debug_hooks.maybe_wait_for_tty()
             if portal is not None and handle.alive():
                 with trio.move_on_after(REAP_GRACE):
                     await portal.cancel_actor()
@@ -266,6 +271,12 @@ async def hard_kill(
         if handle.alive():
             with trio.move_on_after(grace):
                 await handle.wait()
+            # debug mode: no escalation while a REPL is open somewhere in
+            # the tree (the lock is released at once if its holder dies)
+            while handle.alive() and await _debug_hooks.repl_in_use():
+                await _debug_hooks.maybe_wait_for_tty()
+                with trio.move_on_after(grace):
+                    await handle.wait()
         for step in (handle.terminate, handle.kill):
             if not handle.alive():
                 break
