@@ -62,6 +62,10 @@ import tractor
 from tractor._exceptions import ActorFailure
 from tractor._testing import nursery_kwargs
 from tractor._testing.pytest import _is_mp_helper
+from tractor.spawn._reason import (
+    LOST_PARENT_EXIT,
+    LOST_PARENT_SAID,
+)
 from tractor.spawn._spawn import REAP_GRACE
 
 # from a child's death to the nursery raising (measured: well under a
@@ -94,6 +98,8 @@ def gone_bound() -> float:
 
 # how long an armed actor waits before it dies (see `Tree.kill`)
 ARM_DELAY: float = 0.05
+# what an actor crashed by `_crash_thread` says as it goes
+CRASH_SAID = 'simulated crash: the actor thread ends with this error'
 CHAOS_ROUNDS: int = int(os.environ.get('TRACTOR_CHAOS_ROUNDS', '3'))
 CHAOS_SEED: int = int(os.environ.get('TRACTOR_CHAOS_SEED', str(time.time_ns())))
 
@@ -106,13 +112,6 @@ KILL_HOW: dict[str, str] = {
 }
 
 # runtime bugs found by these tests (see `ai/supervision.md`)
-DAEMON_CONN_LOSS_NOT_REPORTED = (
-    'runtime bug: a daemon whose connection to its parent drops with no '
-    'cancel request cancels itself ("lost its parent") and exits cleanly, '
-    'which `_watch_daemon` logs as "ended itself cleanly": the nursery '
-    'never raises and its body runs on'
-)
-
 SLOW_SUBTREE_ORPHANED = (
     'runtime bug: a child acknowledges a cancel request only once its whole '
     'subtree is cancelled; `ActorNursery.cancel()` terminates a child that '
@@ -154,7 +153,7 @@ async def _crash_thread(delay: float) -> None:
     await trio.sleep(delay)
     # out of a system task: trio cancels every task and `trio.run()`
     # raises, which ends the actor's thread (or process)
-    raise RuntimeError('simulated crash: the actor thread ends with this error')
+    raise RuntimeError(CRASH_SAID)
 
 
 async def _drop_parent_conn(delay: float) -> None:
@@ -503,7 +502,15 @@ async def kill_during_body(
 
 def death_said(how: str, ria: bool = False) -> str:
     '''How the parent describes a child that died `how`.'''
-    said = {'sigkill': 'was killed by SIGKILL'}[how]
+    said = {
+        'sigkill': 'was killed by SIGKILL',
+        # its `trio.run()` crashed: the subint backend has the error
+        # (a process's would be `exited with code 1 (<the same>)`)
+        'thread-crash': (
+            'exited abnormally: failed: TrioInternalError: internal error '
+            f'in Trio - please file a bug! (from RuntimeError: {CRASH_SAID})'
+        ),
+    }[how]
     if ria:
         said += ' without returning a result'
     return said
@@ -516,16 +523,6 @@ def is_death_of(
     ria: bool = False,
 ) -> bool:
     '''`err` is its parent's report of the death of child `uid`.'''
-    if how == 'thread-crash':
-        # the crashing runtime reports why it goes away itself (the
-        # error shipped is the cancellation of its tasks, whose reason
-        # names the crash)
-        return (
-            type(err) is tractor.RemoteActorError
-            and err.src_uid == uid
-            and err.relay_uid == uid
-            and 'simulated crash: the actor thread ends with this error' in err.tb_str
-        )
     return (
         type(err) is ActorFailure
         and str(err) == f'Actor {uid!r} {death_said(how, ria)}'
@@ -539,18 +536,9 @@ def is_relayed_death_of(
     how: str,
 ) -> bool:
     '''`err` is the death of grandchild `uid` relayed by its `parent`.'''
-    if type(err) is not tractor.RemoteActorError:
-        return False
-    if how == 'thread-crash':
-        # boxed again by the parent, the source stays the grandchild
-        return (
-            err.boxed_type is tractor.RemoteActorError
-            and err.src_uid == uid
-            and err.relay_uid == parent
-            and 'simulated crash: the actor thread ends with this error' in err.tb_str
-        )
     return (
-        err.boxed_type is ActorFailure
+        type(err) is tractor.RemoteActorError
+        and err.boxed_type is ActorFailure
         and err.src_uid == parent
         and f'ActorFailure: Actor {uid!r} {death_said(how)}' in err.tb_str
     )
@@ -615,7 +603,7 @@ def test_death_cancels_the_body(reg_addr, start_method, how, victim, body):
     else:
         death = [e for e in errs if is_death_of(e, uids['victim'], how, ria=victim == 'ria')]
     assert len(death) == 1, repr(out.err)
-    if body == 'stream' and victim != 'grandchild' and how == 'sigkill':
+    if body == 'stream' and victim != 'grandchild':
         # every error that happened: the death and the stream it broke
         assert isinstance(out.err, ExceptionGroup), repr(out.err)
         others = [e for e in errs if e is not death[0]]
@@ -714,12 +702,7 @@ def test_forkserver_death(reg_addr, start_method, body):
     assert not psutil.pid_exists(old_server['pid'])
 
 
-@pytest.mark.parametrize('kind', [
-    pytest.param('daemon', marks=pytest.mark.xfail(
-        strict=False, reason=DAEMON_CONN_LOSS_NOT_REPORTED,
-    )),
-    'ria',
-])
+@pytest.mark.parametrize('kind', ['daemon', 'ria'])
 def test_dropped_connection_is_an_error(reg_addr, start_method, kind):
     '''
     `dropconn`, on every backend: a child's connection to its parent
@@ -745,11 +728,17 @@ def test_dropped_connection_is_an_error(reg_addr, start_method, kind):
     out = trio.run(main)
     out.check_bounded()
     uid = out.tree.uids['victim']
-    # the child, having lost its parent, cancels itself and exits: the
-    # parent reports it gone without a result
-    exited = 'exited' if start_method == 'subint' else 'exited with code 0'
+    # the child, having lost its parent, cancels itself and exits saying
+    # so (a process with status `LOST_PARENT_EXIT`): the parent reports
+    # that (a `run_in_actor` child: gone without a result)
+    if start_method == 'subint':
+        exited = f'exited ({LOST_PARENT_SAID})'
+    else:
+        exited = f'exited with code {LOST_PARENT_EXIT} ({LOST_PARENT_SAID})'
+    if kind == 'ria':
+        exited += ' without returning a result'
     assert type(out.err) is ActorFailure, repr(out.err)
-    assert str(out.err) == f'Actor {uid!r} {exited} without returning a result'
+    assert str(out.err) == f'Actor {uid!r} {exited}'
 
 
 # ---- run_in_actor errors, and ends that are no error ----

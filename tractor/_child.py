@@ -54,7 +54,7 @@ def main(argv: list[str]|None = None) -> None:
         # ours alone, not our own children's
         os.set_inheritable(args.reason_fd, False)
     try:
-        _actor_child_main(
+        status = _actor_child_main(
             tuple(args.uid),
             args.parent_addr,
             loglevel=args.loglevel,
@@ -65,6 +65,8 @@ def main(argv: list[str]|None = None) -> None:
         if args.reason_fd is not None:
             write_reason(args.reason_fd, err)
         raise
+    if status:
+        raise SystemExit(status)
 
 
 if __name__ == '__main__':

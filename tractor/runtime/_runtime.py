@@ -33,7 +33,10 @@ from tractor.ipc import (
     IPCServer,
     _connect_chan,
 )
-from tractor.trionics._eg import collapse_exc
+from tractor.trionics._eg import (
+    collapse_exc,
+    is_multi_cancelled,
+)
 from tractor.ipc._addr import (
     Address,
     get_address_cls,
@@ -130,6 +133,9 @@ class Actor:
         self._parent_loop_cs: trio.CancelScope|None = None
         self._cancel_called: bool = False
         self._cancel_called_by: tuple[str, str]|None = None
+        # cancelled because the parent's channel ended unasked (a child
+        # exits saying so, see `spawn._entry`)
+        self._lost_parent: bool = False
         self._cancel_complete = trio.Event()
         self._registered_at: list[Any] = []
         self._trio_token: trio.lowlevel.TrioToken|None = None
@@ -449,6 +455,7 @@ class Actor:
             await process_messages(self, chan)
             if not self._cancel_called:
                 logger.warning(f'{self!r} lost its parent; cancelling itself')
+                self._lost_parent = True
                 self.cancel_soon()
 
     # -- registry --
@@ -577,6 +584,9 @@ async def async_main(
         if (
             parent_chan is not None
             and not isinstance(err, (trio.Cancelled, KeyboardInterrupt))
+            # our tasks' cancellation when `trio.run()` itself crashed (an
+            # error out of a system task): not why we go; the exit says it
+            and not is_multi_cancelled(err)
             and parent_chan.connected()
         ):
             # a runtime failure: tell the parent why we are going away

@@ -26,6 +26,7 @@ from tractor.runtime._runtime import (
 )
 
 from . import _spawn
+from ._reason import LOST_PARENT_EXIT
 
 # Runs an actor's `async_main` with trio as the guest of an asyncio loop
 # (`infect_asyncio=True`), returning or raising like `trio.run()`. The
@@ -41,12 +42,16 @@ def _actor_child_main(
     infect_asyncio: bool = False,
     spawn_method: str = 'trio',
     secret: Secret|None = None,
-) -> None:
+) -> int:
     '''
     Run a child actor in this process (or sub-interpreter) to completion.
     `spawn_method` is the backend that started it, and so the default of
     its own nurseries. `secret` is the tree's secret as the parent handed
     it down (without one, the child resolves its own like a root would).
+
+    Returns the exit status to end with: 0, or `LOST_PARENT_EXIT` when
+    the actor cancelled itself because it lost its parent unasked (so
+    its parent can tell that from a clean end).
     '''
     if secret is not None:
         set_secret(secret)
@@ -74,3 +79,4 @@ def _actor_child_main(
         pass
     finally:
         _state._set_current_actor(None)
+    return LOST_PARENT_EXIT if actor._lost_parent else 0

@@ -378,7 +378,7 @@ def _mp_child_main(
             # (its top level ran there once, when the server started):
             # this child must not see it as its own `__main__`
             sys.modules['__main__'] = types.ModuleType('__main__')
-        _actor_child_main(
+        status = _actor_child_main(
             uid,
             parent_addr,
             loglevel=loglevel,
@@ -393,6 +393,9 @@ def _mp_child_main(
     finally:
         if reason_writer is not None and not reason_writer.closed:
             reason_writer.close()
+    if status:
+        # multiprocessing makes it the process's exit code
+        raise SystemExit(status)
 
 
 # -- the backends --

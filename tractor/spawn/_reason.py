@@ -16,14 +16,32 @@ import multiprocessing.connection as mp_conn
 # bytes of reason kept; one atomic pipe write (under PIPE_BUF)
 MAX_REASON: int = 2000
 
+# the exit status of a child process that cancelled itself because its
+# connection to its parent ended without a cancel request (sysexits'
+# EX_TEMPFAIL): its parent must not take that for a clean exit
+LOST_PARENT_EXIT: int = 75
+LOST_PARENT_SAID: str = 'it lost its connection to its parent'
+
 
 def reason_of(err: BaseException) -> str:
     '''One line saying what `err` is, groups of one unwrapped.'''
+    err = _unwrap(err)
+    reason = _one_line(err)
+    if err.__cause__ is not None:
+        # e.g. `TrioInternalError` from an error out of a system task
+        reason += f' (from {_one_line(_unwrap(err.__cause__))})'
+    return ' '.join(reason.split())
+
+
+def _unwrap(err: BaseException) -> BaseException:
     while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
         err = err.exceptions[0]
+    return err
+
+
+def _one_line(err: BaseException) -> str:
     text = str(err)
-    reason = f'{type(err).__name__}: {text}' if text else type(err).__name__
-    return ' '.join(reason.split())
+    return f'{type(err).__name__}: {text}' if text else type(err).__name__
 
 
 class ReasonPipe:

@@ -64,6 +64,10 @@ from tractor.ipc._auth import Secret
 from tractor.runtime import _state
 
 from . import _entry
+from ._reason import (
+    LOST_PARENT_SAID,
+    reason_of,
+)
 from ._spawn import (
     ChildHandle,
     SpawnArgs,
@@ -207,7 +211,8 @@ class _Warden(threading.Thread):
             return
         try:
             token.run_sync_soon(fn, actor)
-        except trio.RunFinishedError:
+        except (trio.RunFinishedError, OSError):
+            # ended, or abandoned by an interrupt (wakeup socket closed)
             pass
 
     def _load_ctypes(self) -> None:
@@ -283,7 +288,7 @@ def _describe_error(err: BaseException) -> str:
         return 'terminated'
     # like a crashed subprocess: show the traceback on (our) stderr
     traceback.print_exception(err)
-    return f'failed: {type(err).__name__}: {err}'
+    return f'failed: {reason_of(err)}'
 
 
 def _drain_trio_workers(deadline: float) -> None:
@@ -329,11 +334,11 @@ def _child_main(
                 begun = True
                 warden.start()
                 try:
-                    _entry._actor_child_main(
+                    status = _entry._actor_child_main(
                         uid, parent_addr, loglevel, infect_asyncio, 'subint',
                         secret=Secret(secret),
                     )
-                    outcome = 'ok'
+                    outcome = 'lost-parent' if status else 'ok'
                 except BaseException as err:
                     outcome = _describe_error(err)
             warden.settle()
@@ -436,7 +441,9 @@ class SubintHandle(ChildHandle):
                 os.close(self._ctl_w)
             try:
                 self._token.run_sync_soon(self._set_done)
-            except trio.RunFinishedError:
+            except (trio.RunFinishedError, OSError):
+                # our parent's run has ended: cleanly, or (the parent actor
+                # interrupted) with its wakeup socket closed under the token
                 pass
 
     def _set_done(self) -> None:
@@ -496,6 +503,8 @@ class SubintHandle(ChildHandle):
             )
         if self.outcome == 'ok':
             return 'exited'
+        if self.outcome == 'lost-parent':
+            return f'exited ({LOST_PARENT_SAID})'
         if self.outcome in ('terminated', 'interrupted'):
             return f'was {self.outcome}'
         return f'exited abnormally: {self.outcome}'

@@ -11,6 +11,8 @@ import sys
 import trio
 
 from ._reason import (
+    LOST_PARENT_EXIT,
+    LOST_PARENT_SAID,
     ReasonPipe,
     describe_with_reason,
 )
@@ -65,6 +67,8 @@ def describe_returncode(code: int|None) -> str:
         except ValueError:
             name = f'signal {-code}'
         return f'was killed by {name}'
+    if code == LOST_PARENT_EXIT:
+        return f'exited with code {code} ({LOST_PARENT_SAID})'
     return f'exited with code {code}'
 
 
