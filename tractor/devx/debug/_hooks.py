@@ -154,6 +154,9 @@ def _maybe_enable_for(actor: Any) -> None:
     debug = _state.debug_mode()
     if actor.is_root:
         _tty_lock._boot_root(actor)
+        # Ctrl-C at a REPL of this process (ours, or a sub-interpreter
+        # child's, which gets no signal itself) shows the prompt again
+        _tty_lock._root_state.reprint_prompt = _trace._reprint_prompt
         hooks: Any = _RootHooks()
         _install_breakpoint(actor, debug)
     elif debug:
