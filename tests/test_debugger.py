@@ -1,0 +1,296 @@
+'''
+The multi-process debugger as a user meets it: every program under
+`examples/debugging/` run in a pseudo-terminal (pexpect) on the session's
+spawn backend (`TRACTOR_SPAWN_METHOD`), driven with `c`/`q`/Ctrl-C, with
+the prompts, the REPL headers (which actor, which task), the tracebacks
+and the exit status checked. Every `expect` is bounded; a script still
+running at the end is SIGINTed, then its whole session SIGKILLed.
+
+Only the TCP transport: the scripts take a registry port from
+`TRACTOR_EXAMPLE_REG_PORT`, the backend is what changes the debugger's
+plumbing (stdin of `mp_*` children, one process's terminal and signals
+for `subint`).
+'''
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+
+import pytest
+
+pexpect = pytest.importorskip('pexpect')
+
+from tractor._testing import examples_dir
+from tractor._testing.addr import get_rando_addr
+from tractor.devx.debug import (
+    _crash_msg,
+    _ctlc_ignore_header,
+    _pause_msg,
+)
+
+PROMPT = r'\(Pdb\+\)'
+# a REPL shows up within this, even on a busy 2-core box
+EXPECT_TIMEOUT: float = 30
+_ansi = re.compile(r'\x1b\[[0-9;]*[a-zA-Z]')
+
+
+class Repl:
+    '''A running example script and what it printed so far.'''
+
+    def __init__(self, child: pexpect.spawn) -> None:
+        self.child = child
+        self.seen: list[str] = []
+
+    def _text(self) -> str:
+        before = self.child.before or ''
+        return _ansi.sub('', before)
+
+    def prompt(self, *contains: str, timeout: float = EXPECT_TIMEOUT) -> str:
+        '''Wait for the next `(Pdb+)` prompt; what came before it must hold `contains`.'''
+        self.child.expect(PROMPT, timeout=timeout)
+        text = self._text()
+        self.seen.append(text)
+        for part in contains:
+            assert part in text, f'{part!r} not in output before the prompt:\n{text[-3000:]}'
+        return text
+
+    def send(self, line: str) -> None:
+        self.child.sendline(line)
+
+    def ctrl_c(self) -> None:
+        self.child.sendcontrol('c')
+
+    def exits(self, *contains: str, status: int|None = None, timeout: float = EXPECT_TIMEOUT) -> str:
+        '''Wait for the end of the program; check its output tail and exit status.'''
+        self.child.expect(pexpect.EOF, timeout=timeout)
+        text = self._text()
+        self.seen.append(text)
+        for part in contains:
+            assert part in text, f'{part!r} not in the final output:\n{text[-3000:]}'
+        self.child.close()
+        if status is not None:
+            assert self.child.exitstatus == status, (
+                f'exit status {self.child.exitstatus} (signal '
+                f'{self.child.signalstatus}), expected {status}:\n{text[-3000:]}'
+            )
+        return text
+
+
+@pytest.fixture
+def spawn(start_method, tmp_path):
+    '''Start `examples/debugging/<name>.py` in a pty on this backend.'''
+    started: list[pexpect.spawn] = []
+
+    def _spawn(name: str) -> Repl:
+        port = get_rando_addr('tcp')[1]
+        env = dict(os.environ)
+        env.update(
+            PYTHON_COLORS='0',
+            NO_COLOR='1',
+            TRACTOR_SPAWN_METHOD=start_method,
+            TRACTOR_EXAMPLE_REG_PORT=str(port),
+        )
+        env.pop('TRACTOR_LOGLEVEL', None)
+        script = examples_dir() / 'debugging' / f'{name}.py'
+        child = pexpect.spawn(
+            sys.executable, [str(script)],
+            env=env,
+            cwd=str(tmp_path),
+            encoding='utf-8',
+            codec_errors='replace',
+            timeout=EXPECT_TIMEOUT,
+            dimensions=(50, 200),
+        )
+        started.append(child)
+        return Repl(child)
+
+    yield _spawn
+
+    for child in started:
+        if not child.isalive():
+            continue
+        child.kill(signal.SIGINT)
+        deadline = time.monotonic() + 5
+        while child.isalive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if child.isalive():
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        child.close(force=True)
+
+
+def header(msg: str, actor_name: str) -> tuple[str, str]:
+    '''What a REPL header says: the kind of REPL and the actor's uid repr.'''
+    return (msg, f"('{actor_name}', '")
+
+
+# -- pause() --
+
+def test_pause_in_root_continue(spawn):
+    repl = spawn('root_actor_breakpoint')
+    text = repl.prompt(*header(_pause_msg, 'root'))
+    # the REPL stops at the caller's next line, not in our own frames
+    assert "print('root continued past its pause')" in text
+    repl.send('c')
+    repl.exits('root continued past its pause', status=0)
+
+
+def test_pause_in_root_quit_raises_bdbquit(spawn):
+    repl = spawn('root_actor_breakpoint')
+    repl.prompt(*header(_pause_msg, 'root'))
+    repl.send('q')
+    text = repl.exits('bdb.BdbQuit', status=1)
+    assert 'root continued past its pause\r\n' not in text
+    # no crash REPL for a quit
+    assert _crash_msg not in text
+
+
+def test_pause_in_child_loop_then_quit(spawn):
+    repl = spawn('subactor_breakpoint')
+    repl.prompt(*header(_pause_msg, 'pauser'), 'breakpoint_forever')
+    repl.send('c')
+    # `c` re-enters on the next round of the loop
+    repl.prompt(*header(_pause_msg, 'pauser'), 'child round 0 done')
+    repl.send('q')
+    # BdbQuit travels to the root, which opens its crash REPL on it
+    repl.prompt(*header(_crash_msg, 'root'), 'RemoteActorError', 'BdbQuit')
+    repl.send('c')
+    repl.exits('RemoteActorError', "remote task raised a 'BdbQuit'", status=1)
+
+
+def test_pause_in_grandchild(spawn):
+    repl = spawn('grandchild_breakpoint')
+    repl.prompt(*header(_pause_msg, 'grandchild'), 'grandchild_pauses')
+    repl.send('c')
+    repl.exits('root got: grandchild done', status=0)
+
+
+def test_two_children_pause_at_once_take_turns(spawn):
+    repl = spawn('two_children_pause')
+    first = repl.prompt(_pause_msg)
+    repl.send('c')
+    second = repl.prompt(_pause_msg)
+    names = {
+        name for name in ('pauser_a', 'pauser_b')
+        for text in (first, second) if f"('{name}', '" in text
+    }
+    assert names == {'pauser_a', 'pauser_b'}
+    # the second REPL opened only after the first one continued
+    assert "('pauser_a', '" not in first or "('pauser_b', '" not in first
+    repl.send('c')
+    repl.exits('a continued b continued', status=0)
+
+
+def test_pause_then_crash_in_a_context(spawn):
+    repl = spawn('ctx_pause_then_error')
+    repl.prompt(*header(_pause_msg, 'ctx_child'), 'pause_then_fail')
+    repl.send('c')
+    repl.prompt(*header(_crash_msg, 'ctx_child'), "KeyError: 'after the pause'")
+    repl.send('c')
+    repl.exits('root caught: KeyError', status=0)
+    assert 'child said: ready' in ''.join(repl.seen)
+
+
+# -- crashes --
+
+def test_crash_in_root(spawn):
+    repl = spawn('root_actor_error')
+    repl.prompt(*header(_crash_msg, 'root'), 'AssertionError: the root checked and failed')
+    repl.send('c')
+    repl.exits('AssertionError: the root checked and failed', status=1)
+
+
+def test_crash_in_child_then_root(spawn):
+    repl = spawn('subactor_error')
+    repl.prompt(
+        *header(_crash_msg, 'name_error'),
+        'Traceback',
+        "NameError: name 'doggypants' is not defined",
+    )
+    repl.send('c')
+    repl.prompt(*header(_crash_msg, 'root'), 'RemoteActorError', 'NameError')
+    repl.send('c')
+    repl.exits("remote task raised a 'NameError'", status=1)
+
+
+def test_crash_in_run_in_actor_task(spawn):
+    repl = spawn('run_in_actor_error')
+    repl.prompt(*header(_crash_msg, 'checker'), 'AssertionError: the child checked and failed')
+    repl.send('c')
+    repl.prompt(*header(_crash_msg, 'root'), 'boxed_type: AssertionError')
+    repl.send('c')
+    repl.exits("remote task raised a 'AssertionError'", status=1)
+
+
+def test_crash_climbs_a_nested_tree(spawn):
+    repl = spawn('nested_tree_error')
+    repl.prompt(*header(_crash_msg, 'leaf'), 'ValueError: leaf broke')
+    repl.send('c')
+    repl.prompt(*header(_crash_msg, 'middle'), 'boxed_type: ValueError')
+    repl.send('c')
+    repl.prompt(*header(_crash_msg, 'root'), "remote task raised a 'RemoteActorError'")
+    repl.send('c')
+    repl.exits('ValueError: leaf broke', status=1)
+
+
+def test_quit_of_a_crash_repl_still_reports_the_error(spawn):
+    repl = spawn('subactor_error')
+    repl.prompt(*header(_crash_msg, 'name_error'))
+    repl.send('q')
+    repl.prompt(*header(_crash_msg, 'root'), 'NameError')
+    repl.send('q')
+    repl.exits("remote task raised a 'NameError'", status=1)
+
+
+def test_per_child_debug_mode(spawn):
+    repl = spawn('per_actor_debug')
+    text = repl.prompt(*header(_crash_msg, 'debugged'), 'RuntimeError: debugged blew up')
+    # the plain sibling crashed without a REPL, before
+    assert "('plain', '" not in text.split(_crash_msg)[-1]
+    repl.send('c')
+    text = repl.exits('root caught: RuntimeError from debugged', status=0)
+    assert 'root caught: RuntimeError from plain' in ''.join(repl.seen)
+    # no REPL for the plain child, nor for the root (not in debug mode)
+    assert _crash_msg not in text
+
+
+# -- sync code --
+
+def test_breakpoint_and_pause_from_sync(spawn):
+    repl = spawn('sync_breakpoint')
+    # builtin breakpoint() in the child's trio thread (greenback)
+    repl.prompt(*header(_pause_msg, 'syncer'), '-> return value')
+    repl.send('p value')
+    repl.prompt('trio thread in')
+    repl.send('c')
+    # pause_from_sync() in a `trio.to_thread` worker thread
+    repl.prompt(*header(_pause_msg, 'syncer'), 'thread_work')
+    repl.send('c')
+    repl.exits('root got: trio thread in', '/ from a worker thread', status=0)
+
+
+# -- Ctrl-C --
+
+@pytest.mark.parametrize('example, who', [
+    ('root_actor_breakpoint', 'root'),
+    ('grandchild_breakpoint', 'grandchild'),
+])
+def test_ctrl_c_at_a_repl_kills_nothing(spawn, example, who):
+    '''
+    Ctrl-C while a REPL is open (the whole foreground process group gets
+    it; on `subint` only the root's main thread): the prompt comes back,
+    nothing dies, and `c` still ends the program normally.
+    '''
+    repl = spawn(example)
+    repl.prompt(*header(_pause_msg, who))
+    for _ in range(3):
+        repl.ctrl_c()
+        repl.prompt(_ctlc_ignore_header)
+    repl.send('c')
+    done = 'root continued past its pause' if who == 'root' else 'root got: grandchild done'
+    repl.exits(done, status=0)
