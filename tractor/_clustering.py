@@ -4,7 +4,7 @@ torn down together.
 '''
 from __future__ import annotations
 
-import multiprocessing
+import os
 from contextlib import asynccontextmanager
 from typing import (
     Any,
@@ -22,7 +22,7 @@ from tractor.trionics import collapse_eg
 @asynccontextmanager
 async def open_actor_cluster(
     modules: list[str],
-    count: int = multiprocessing.cpu_count(),
+    count: int = os.cpu_count() or 1,
     names: list[str]|None = None,
     hard_kill: bool = False,
     **runtime_kwargs: Any,

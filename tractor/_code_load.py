@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import runpy
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -85,6 +84,7 @@ def replay_parent_main(main_path: str|None, main_name: str|None) -> None:
     if main_name:
         if main_name == '__main__' or main_name.endswith('.__main__'):
             return
+        import runpy
         module = _module_named_mp_main(
             runpy.run_module(main_name, run_name='__mp_main__', alter_sys=False)
         )
@@ -99,6 +99,7 @@ def replay_parent_main(main_path: str|None, main_name: str|None) -> None:
     else:
         # a script without the suffix (e.g. a console-script entry point
         # such as `bin/pytest`): the import machinery does not load it
+        import runpy
         module = _module_named_mp_main(
             runpy.run_path(main_path, run_name='__mp_main__')
         )

@@ -10,8 +10,8 @@ Sits at the message layer: depends only on `tractor.msg.types`.
 '''
 from __future__ import annotations
 
-import bdb
 import builtins
+import importlib
 import sys
 import traceback
 from typing import Any
@@ -376,7 +376,10 @@ def get_err_type(type_name: str) -> type[BaseException]|None:
     Resolve an exception type by name: builtins, then this module (which
     holds the types registered by `reg_err_types()`), then trio, then bdb.
     '''
-    for namespace in (builtins, sys.modules[__name__], trio, bdb):
+    for namespace in (builtins, sys.modules[__name__], trio, 'bdb'):
+        if isinstance(namespace, str):
+            # the debugger's module: loaded only when a name needs it
+            namespace = importlib.import_module(namespace)
         found = getattr(namespace, type_name, None)
         if isinstance(found, type) and issubclass(found, BaseException):
             return found

@@ -3,7 +3,7 @@ Logging for the actor runtime (and for projects built on it).
 
 This is the bottom layer of the package: it imports nothing from the
 rest of `tractor` (not even lazily) and keeps its own import cheap
-(no `asyncio`, no `colorlog` until a console handler is attached).
+(no `asyncio`, no `colorlog` until a console handler prints a record).
 
 Loggers form a tree rooted at the "package" logger (default
 `'tractor'`); each sub-package gets a child logger, e.g.
@@ -544,6 +544,13 @@ class _ConsoleHandler(logging.StreamHandler):
     def stream(self, _value) -> None:
         pass
 
+    def format(self, record: logging.LogRecord) -> str:
+        # the formatter (and `colorlog`) loads with the first record
+        # printed: every actor has this handler, most never print
+        if self.formatter is None:
+            self.setFormatter(_mk_console_formatter())
+        return super().format(record)
+
 
 def _writes_to_stderr(handler: logging.Handler) -> bool:
     if isinstance(handler, _ConsoleHandler):
@@ -571,6 +578,10 @@ def _fill_actor_fields(record: logging.LogRecord) -> bool:
 def _mk_console_handler() -> logging.Handler:
     handler = _ConsoleHandler()
     handler.addFilter(_fill_actor_fields)
+    return handler
+
+
+def _mk_console_formatter() -> logging.Formatter:
     try:
         import colorlog  # lazy: only once a console is wanted
     except ImportError:
@@ -588,8 +599,7 @@ def _mk_console_handler() -> logging.Handler:
             # colour only when stderr is a terminal
             stream=_StderrStream(),
         )
-    handler.setFormatter(formatter)
-    return handler
+    return formatter
 
 
 def get_console_log(

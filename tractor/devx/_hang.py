@@ -4,7 +4,6 @@ code runs longer than expected (stdlib `faulthandler`).
 '''
 from __future__ import annotations
 
-import faulthandler
 import os
 import tempfile
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ def dump_on_hang(
     all threads to `path` (the process keeps running). Yields the path.
     Works even while the block is stuck in sync code.
     '''
+    import faulthandler
     path = os.fspath(path)
     with open(path, 'w') as file:
         faulthandler.dump_traceback_later(seconds, repeat=False, file=file)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
-from urllib.parse import unquote
 from typing import (
     Any,
     TYPE_CHECKING,
@@ -71,6 +70,7 @@ def parse_maddr(maddr: str|Multiaddr) -> TCPAddress|UDSAddress:
         )
     if protos == ['unix']:
         # the text form percent-encodes the path (`@` is `%40`)
+        from urllib.parse import unquote
         path = unquote(parsed.value_for_protocol('unix'))
         return UDSAddress.from_addr(Path('/', path.lstrip('/')))
     raise ValueError(

@@ -5,7 +5,6 @@ travel as a string and be resolved on the other side.
 from __future__ import annotations
 
 from functools import cached_property
-from pkgutil import resolve_name
 from typing import Any
 
 
@@ -14,6 +13,7 @@ class NamespacePath(str):
 
     @cached_property
     def _ref(self) -> Any:
+        from pkgutil import resolve_name
         return resolve_name(self)
 
     def load_ref(self) -> Any:

@@ -7,7 +7,7 @@ Imports nothing above the message layer, so every other layer may use it.
 from __future__ import annotations
 
 import copy
-import multiprocessing as mp
+import sys
 from contextvars import ContextVar
 from typing import (
     Any,
@@ -82,7 +82,10 @@ def _set_current_actor(actor: Actor|None) -> None:
 
 
 def is_main_process() -> bool:
-    return mp.current_process().name == 'MainProcess'
+    # a multiprocessing child has it loaded; not importing it keeps
+    # `import tractor` and every other actor's boot lighter
+    mp = sys.modules.get('multiprocessing')
+    return mp is None or mp.current_process().name == 'MainProcess'
 
 
 def is_root_process() -> bool:

@@ -4,11 +4,20 @@ backend, each registered in `_spawn._methods` under its key.
 '''
 from . import _spawn
 from ._trio import trio_proc
-from ._mp import (
-    mp_forkserver_proc,
-    mp_spawn_proc,
-)
 from . import _subint
+
+
+async def mp_spawn_proc(args: _spawn.SpawnArgs) -> _spawn.ChildHandle:
+    # multiprocessing loads with the first spawn that uses it, so an
+    # actor that never does (every `trio` or `subint` one) skips it
+    from ._mp import mp_spawn_proc
+    return await mp_spawn_proc(args)
+
+
+async def mp_forkserver_proc(args: _spawn.SpawnArgs) -> _spawn.ChildHandle:
+    from ._mp import mp_forkserver_proc
+    return await mp_forkserver_proc(args)
+
 
 _spawn.register_backend('trio', trio_proc)
 _spawn.register_backend('mp_spawn', mp_spawn_proc)

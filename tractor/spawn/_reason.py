@@ -11,7 +11,12 @@ child's exception comes back from the interpreter call itself.)
 '''
 from __future__ import annotations
 
-import multiprocessing.connection as mp_conn
+import os
+import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import multiprocessing.connection as mp_conn
 
 # bytes of reason kept; one atomic pipe write (under PIPE_BUF)
 MAX_REASON: int = 2000
@@ -48,6 +53,7 @@ class ReasonPipe:
     '''The parent's end: where its child's last words arrive.'''
 
     def __init__(self) -> None:
+        import multiprocessing.connection as mp_conn
         self.reader, self.writer = mp_conn.Pipe(duplex=False)
         self._reason: str|None = None
 
@@ -78,16 +84,23 @@ def write_reason(writer: mp_conn.Connection|int, err: BaseException) -> None:
     In the child: report `err` to the parent (`writer` is the pipe's
     write end, or its inherited fd). Best effort, never raises.
     '''
-    if isinstance(writer, int):
-        writer = mp_conn.Connection(writer, readable=False)
     try:
         data = reason_of(err).encode('utf-8', 'replace')[:MAX_REASON]
-        writer.send_bytes(data)
+        if isinstance(writer, int):
+            # the frame `Connection.send_bytes()` writes (a big-endian
+            # length, then the bytes), without loading multiprocessing
+            # in a child that does not use it; one write under PIPE_BUF
+            os.write(writer, struct.pack('!i', len(data)) + data)
+        else:
+            writer.send_bytes(data)
     except Exception:
         pass
     finally:
         try:
-            writer.close()
+            if isinstance(writer, int):
+                os.close(writer)
+            else:
+                writer.close()
         except OSError:
             pass
 

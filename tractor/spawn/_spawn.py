@@ -10,10 +10,8 @@ cancel request, bounded wait, then escalating kills).
 '''
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import sys
-from multiprocessing import process as _mp_process
 from typing import (
     Any,
     Awaitable,
@@ -64,6 +62,14 @@ SpawnMethodKey = Literal[
 # spawned with, see `_entry._actor_child_main`)
 _spawn_method: SpawnMethodKey = 'trio'
 _ctx: Any = None
+
+# the working directory when tractor was imported, which a relative
+# `__main__` path is relative to (what `multiprocessing.process.ORIGINAL_DIR`
+# records, without importing multiprocessing in every actor)
+try:
+    _ORIGINAL_DIR: str|None = os.path.abspath(os.getcwd())
+except OSError:
+    _ORIGINAL_DIR = None
 
 # how long a child gets to exit by itself after acknowledging a cancel
 # request, and after that, after each escalation step
@@ -177,6 +183,7 @@ def try_set_start_method(key: str) -> Any:
     _check_key(key)
     _spawn_method = key
     if key.startswith('mp_'):
+        import multiprocessing as mp
         _ctx = mp.get_context(key.removeprefix('mp_'))
     else:
         _ctx = None
@@ -514,6 +521,6 @@ def parent_main_data() -> dict[str, str]:
     path = getattr(main, '__file__', None)
     if path is None:
         return {}
-    if not os.path.isabs(path) and _mp_process.ORIGINAL_DIR is not None:
-        path = os.path.join(_mp_process.ORIGINAL_DIR, path)
+    if not os.path.isabs(path) and _ORIGINAL_DIR is not None:
+        path = os.path.join(_ORIGINAL_DIR, path)
     return {'init_main_from_path': os.path.normpath(path)}

@@ -14,7 +14,6 @@ from typing import (
 )
 
 import trio
-from tricycle import TextReceiveStream
 
 from tractor import log
 
@@ -31,6 +30,7 @@ async def _relay_lines(
     level: str|None,
     keep: deque[str]|None = None,
 ) -> None:
+    from tricycle import TextReceiveStream
     async for line in TextReceiveStream(stream, errors='replace'):
         line = line.rstrip('\n')
         if keep is not None:
