@@ -362,24 +362,39 @@ def test_subint_refused_at_open_nursery_before_3_14(reg_addr, start_method):
     trio.run(main)
 
 
-def test_debug_mode_is_refused_until_the_debugger_exists(reg_addr, start_method):
+async def child_debug_mode() -> bool:
+    return tractor.debug_mode()
+
+
+def test_debug_mode_reaches_children_of_every_backend(reg_addr, start_method):
     '''
-    `debug_mode=True` is refused (nothing would read it), for the root
-    and for one child of any backend, before anything is spawned.
+    `debug_mode=True` on the root is every child's (any backend), and
+    `start_actor(debug_mode=...)` overrides it for one child, either way.
+    (What debug mode does is in `test_debugger*.py`.)
     '''
     async def main():
         with trio.fail_after(TEST_BOUND):
-            with pytest.raises(NotImplementedError, match='debug_mode'):
-                async with tractor.open_root_actor(
-                    **nursery_kwargs(reg_addr, start_method), debug_mode=True,
-                ):
-                    raise AssertionError('the root must not open')
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method), debug_mode=True,
+            ) as an:
+                assert tractor.debug_mode()
+                inherited = await an.start_actor('inherits', enable_modules=[__name__])
+                opted_out = await an.start_actor(
+                    'opted_out', enable_modules=[__name__], debug_mode=False,
+                )
+                assert await inherited.run(child_debug_mode) is True
+                assert await opted_out.run(child_debug_mode) is False
+                await an.cancel()
+            assert not tractor.debug_mode()
             async with tractor.open_nursery(
                 **nursery_kwargs(reg_addr, start_method),
             ) as an:
-                with pytest.raises(NotImplementedError, match='debug_mode'):
-                    await an.start_actor('debugged', debug_mode=True)
-                assert not an._children
+                assert not tractor.debug_mode()
+                opted_in = await an.start_actor(
+                    'opted_in', enable_modules=[__name__], debug_mode=True,
+                )
+                assert await opted_in.run(child_debug_mode) is True
+                await an.cancel()
 
     trio.run(main)
 

@@ -4,7 +4,7 @@ sessions (`pytester`): `reap_subactors_per_test` kills and reports
 processes a test left behind, `track_orphaned_uds_per_test` reports and
 removes leaked socket files, `detect_runaway_subactors_per_test` reports
 spinning leftovers, `set_fork_aware_capture` picks the capture per
-backend, and `--tpdb` is refused with a reason (no debugger yet).
+backend, and `--tpdb` runs the session's actor trees in debug mode.
 
 '''
 import os
@@ -180,9 +180,33 @@ def test_set_fork_aware_capture(pytester, backend, expect):
     result.assert_outcomes(passed=1)
 
 
-def test_tpdb_is_refused_with_a_reason(pytester):
-    '''`--tpdb` would promise a debugger that does not exist: a usage error.'''
+def test_tpdb_runs_trees_in_debug_mode(pytester):
+    '''
+    `--tpdb` (with `-s`: REPLs need the terminal) makes `tractor_test`
+    roots, and so their children, run in debug mode.
+    '''
+    pytester.makepyfile(test_debugged='''
+        import tractor
+        from tractor._testing import tractor_test
+
+        async def child_debug_mode() -> bool:
+            return tractor.debug_mode()
+
+        @tractor_test(timeout=60)
+        async def test_tree_in_debug_mode(reg_addr, start_method, debug_mode):
+            assert debug_mode is True
+            assert tractor.debug_mode()
+            async with tractor.open_nursery() as an:
+                portal = await an.run_in_actor(child_debug_mode)
+                assert await portal.wait_for_result() is True
+    ''')
+    result = run_inner(pytester, '-q', '-s', '--tpdb')
+    result.assert_outcomes(passed=1)
+
+
+def test_tpdb_without_s_is_refused_with_a_reason(pytester):
+    '''A crash REPL behind pytest's capture would hang unseen: a usage error.'''
     pytester.makepyfile(test_nothing='def test_nothing(): pass')
     result = run_inner(pytester, '-q', '--tpdb')
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert 'debugger' in result.stderr.str()
+    assert '-s' in result.stderr.str()

@@ -107,9 +107,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action='store_true',
         dest='tractor_debug_mode',
         default=False,
-        help='Value of the `debug_mode` fixture (upstream: run actor trees '
-             'with the multi-process debugger). Refused: this tractor has '
-             'no debugger yet.',
+        help='Run actor trees in debug mode (the `debug_mode` fixture, '
+             'which `tractor_test` passes to the root): crash REPLs and '
+             '`tractor.pause()` on the terminal; needs `-s`.',
     )
     group.addoption(
         '--enable-stackscope',
@@ -166,12 +166,14 @@ def pytest_configure(config: pytest.Config) -> None:
             'option, e.g. `pytest tests/test_rpc.py --tpt-proto uds`'
         )
 
-    if config.getoption('tractor_debug_mode'):
+    if (
+        config.getoption('tractor_debug_mode')
+        and config.getoption('capture', 'fd') != 'no'
+    ):
+        # a crash REPL behind pytest's capture would wait, unseen, for input
         raise pytest.UsageError(
-            '--tpdb/--debug-mode: the multi-process debugger (crash REPLs, '
-            '`tractor.pause()`, the tree-wide tty lock) is not implemented '
-            'in this tractor yet, so actor trees can not run in debug mode; '
-            'run without it'
+            '--tpdb/--debug-mode opens `(Pdb+)` REPLs on the terminal (crash '
+            'REPLs, `tractor.pause()`): pass `-s` (`--capture=no`) with it'
         )
 
     from tractor._testing import _reap
