@@ -862,23 +862,35 @@ def test_cancel_actor_is_not_an_error(reg_addr, start_method):
     trio.run(main)
 
 
-def test_slow_subtree_is_not_orphaned(reg_addr, start_method, how, request):
+# a leaf's cleanup, once cancelled: longer than a cancel request is given
+# to be received (`Portal.cancel_timeout`), and longer than a whole
+# cancel phase (`CANCEL_PHASE_TIMEOUT`), so its parent must be terminated
+SLOW_CLEANUP: dict[str, float] = {'slow': 1.0, 'stuck': 60.0}
+
+
+@pytest.mark.parametrize('leaf', sorted(SLOW_CLEANUP))
+def test_slow_subtree_is_not_orphaned(reg_addr, start_method, how, leaf):
     '''
-    A daemon dies `how` next to a `run_in_actor` middle whose leaf takes
-    1 s to clean up once cancelled (longer than a cancel request is
-    given to be acknowledged): when the nursery raises the death, the
-    middle's subtree is gone too, the leaf included; none of it runs on
-    as an orphan. (On subint only the bounds are checked: there the
-    outcome at the raise depends on which of two ladders wins.)
+    A daemon dies `how` next to a `run_in_actor` middle whose leaf is
+    slow to clean up once cancelled:
+
+    - `slow`: 1 s, more than a cancel request is given to be received:
+      the middle received the root's request, so it is given the rest of
+      the cancel phase to cancel its leaf, which ends gracefully;
+    - `stuck`: longer than any bound: the root terminates the middle,
+      which terminates (then kills) its leaf before it goes.
+
+    Either way, when the nursery raises the death, within `BOUND`, the
+    middle's subtree is gone too, the leaf included: none of it runs on
+    as an orphan.
 
     '''
-    if how == 'sigkill':
-        request.applymarker(pytest.mark.xfail(strict=False, reason=SLOW_SUBTREE_ORPHANED))
+    cleanup = SLOW_CLEANUP[leaf]
 
     async def build(tree: Tree) -> None:
         await spawn_all(
             lambda: tree.daemon('victim'),
-            lambda: tree.ria(run_slow_leaf, 'middle', cleanup=1.0),
+            lambda: tree.ria(run_slow_leaf, 'middle', cleanup=cleanup),
         )
         ids = await tree.portals['middle'].run(subtree_ids)
         tree.pids['slow_leaf'], uid = ids['slow_leaf']
@@ -911,11 +923,6 @@ def test_slow_subtree_is_not_orphaned(reg_addr, start_method, how, request):
     out, left_at_raise = trio.run(main)
     assert is_death_of(out.err, out.tree.uids['victim'], how), repr(out.err)
     out.check_bounded()
-    if start_method == 'subint':
-        # the same bug races there: the middle's ladder may end the leaf
-        # before the root's ends the middle (then nothing is left), or
-        # not (then the leaf's thread outlives the raise by a moment)
-        return
     assert not left_at_raise, left_at_raise
 
 

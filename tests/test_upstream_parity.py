@@ -18,6 +18,7 @@ import pytest
 import trio
 import tractor
 from tractor._exceptions import (
+    ActorFailure,
     ContextCancelled,
     RemoteActorError,
 )
@@ -284,6 +285,26 @@ async def stream_forever(ctx: tractor.Context) -> None:
             await trio.sleep(0.01)
 
 
+def the_transport_closed(err: BaseException, child: str) -> tractor.TransportClosed:
+    '''
+    The body's `TransportClosed` out of a nursery: alone, or with the
+    report of the daemon `child` whose connection it was, which (not
+    asked to cancel) ended because it lost its parent (issue 10: an
+    error of its nursery like any child that ends unasked).
+    '''
+    if isinstance(err, tractor.TransportClosed):
+        return err
+    assert isinstance(err, ExceptionGroup), repr(err)
+    tcs, rest = err.split(tractor.TransportClosed)
+    assert tcs is not None and len(tcs.exceptions) == 1, repr(err)
+    assert rest is not None and len(rest.exceptions) == 1, repr(err)
+    lost = rest.exceptions[0]
+    assert type(lost) is ActorFailure, repr(err)
+    assert f"Actor ('{child}'" in str(lost), repr(err)
+    assert str(lost).endswith('(it lost its connection to its parent)'), repr(err)
+    return tcs.exceptions[0]
+
+
 @pytest.mark.parametrize('pre_close', [False, True], ids=['open', 'pre-closed'])
 def test_transport_closed_locally_cause_is_the_trio_error(
     reg_addr,
@@ -299,7 +320,7 @@ def test_transport_closed_locally_cause_is_the_trio_error(
     '''
     async def main():
         with trio.fail_after(20):
-            with pytest.raises(tractor.TransportClosed) as outer:
+            with pytest.raises((tractor.TransportClosed, ExceptionGroup)) as outer:
                 async with tractor.open_nursery(
                     **nursery_kwargs(reg_addr, start_method),
                 ) as an:
@@ -323,7 +344,7 @@ def test_transport_closed_locally_cause_is_the_trio_error(
                         else:
                             while True:
                                 await stream.receive()
-            tc = outer.value
+            tc = the_transport_closed(outer.value, 'streamer')
             assert isinstance(tc.__cause__, trio.ClosedResourceError)
             assert tc.src_exc is tc.__cause__
 
@@ -356,7 +377,7 @@ def test_peer_connection_lost_mid_stream_fails_fast(reg_addr, start_method):
     async def main():
         with trio.fail_after(20):
             start = trio.current_time()
-            with pytest.raises(tractor.TransportClosed) as excinfo:
+            with pytest.raises((tractor.TransportClosed, ExceptionGroup)) as excinfo:
                 async with tractor.open_nursery(
                     **nursery_kwargs(reg_addr, start_method),
                 ) as an:
@@ -373,7 +394,7 @@ def test_peer_connection_lost_mid_stream_fails_fast(reg_addr, start_method):
                         assert await stream.receive() == 'last'
                         await stream.receive()
             assert trio.current_time() - start < 10
-            tc = excinfo.value
+            tc = the_transport_closed(excinfo.value, 'dropper')
             assert 'dropper' in str(tc)
             assert tc.__cause__ is not None
             assert not isinstance(tc.__cause__, tractor.TransportClosed)

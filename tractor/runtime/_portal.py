@@ -209,6 +209,37 @@ class Portal:
             )
         return False
 
+    async def _cancel_actor_received(self, timeout: float) -> bool:
+        '''
+        For a supervisor, which must tell a child busy tearing down its
+        own subtree from a stuck one: ask the peer to cancel, raise
+        `ActorTooSlowError` unless it *received* the request (its
+        `StartAck`, sent before it starts cancelling) within `timeout`,
+        then wait for its acknowledgement (sent once it is done) for as
+        long as the caller's scope allows. Returns whether it was
+        acknowledged (False: the channel ended first).
+        '''
+        chan = self.chan
+        if not chan.connected():
+            return False
+        chan._cancel_called = True
+        actor = self.actor
+        try:
+            with trio.fail_after(timeout):
+                ctx = await actor.start_remote_task(chan, 'self', 'cancel', {}, portal=self)
+        except trio.TooSlowError:
+            raise ActorTooSlowError(
+                f'{chan.aid.reprol()} did not receive a cancel request within {timeout} s'
+            ) from None
+        except TransportClosed:
+            return False
+        try:
+            return bool(await self._wait_for_return(ctx))
+        except TransportClosed:
+            return False
+        finally:
+            actor._contexts.pop((chan.aid.uid, ctx.cid), None)
+
     # -- dialogs --
     @asynccontextmanager
     async def open_context(

@@ -303,17 +303,17 @@ async def _handle_cancel_request(
     actor: Actor,
     chan: Channel,
     msg: Start,
-) -> bool:
+) -> None:
     '''
-    Serve a runtime cancel endpoint: inline, shielded, and acked only once
-    done. Returns True when it was a request to cancel this actor.
+    Serve a runtime cancel endpoint: received (`StartAck`) at once,
+    shielded, and acked only once done.
     '''
     cid = msg.cid
     try:
         kwargs = _cancel_request_args(msg)
     except TypeError as err:
         await _ship_error(actor, chan, err, cid)
-        return False
+        return
     with trio.CancelScope(shield=True):
         if msg.func == 'cancel' and (hooks := _debug_hooks.installed) is not None:
             # never cancel an actor under the user's fingers
@@ -329,7 +329,6 @@ async def _handle_cancel_request(
             await chan.send(CancelAck(cid=cid, pld=bool(result)))
         except TransportClosed:
             logger.runtime(f'Requester of {msg.func!r} left before the ack')
-    return msg.func == 'cancel'
 
 
 def _resolve_target(actor: Actor, msg: Start) -> Callable:
@@ -369,7 +368,15 @@ async def _handle_start(
         return False
 
     if msg.ns == 'self' and msg.func in ('cancel', '_cancel_task'):
-        return await _handle_cancel_request(actor, chan, msg)
+        # not inline: what is cancelled may take its time to end (a task's
+        # cleanup, our whole subtree), and this loop must go on reading
+        # meanwhile, so that every other cancel request is received at
+        # once too (its requester tells a busy actor from a stuck one by
+        # that). Cancelling this actor ends this loop.
+        actor._service_tn.start_soon(
+            _handle_cancel_request, actor, chan, msg, name=f'self:{msg.func}',
+        )
+        return False
 
     try:
         func = _resolve_target(actor, msg)
@@ -509,7 +516,8 @@ async def process_messages(
                     else:
                         ctx = contexts.get((peer_uid, msg.cid))
                         if ctx is None:
-                            if msg_type is not Stop:
+                            # a late `CancelAck`: its requester gave up
+                            if msg_type is not Stop and msg_type is not CancelAck:
                                 logger.warning(
                                     f'Dropping {msg_type.__name__} for unknown '
                                     f'dialog {msg.cid} from {chan!r}'

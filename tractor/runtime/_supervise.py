@@ -309,7 +309,9 @@ class ActorNursery:
             if portal is None:
                 return
         try:
-            acked = await portal.cancel_actor(raise_on_timeout=True)
+            # a child that received the request may take the rest of the
+            # phase to finish: it cancels its own subtree first
+            acked = await portal._cancel_actor_received(portal.cancel_timeout)
         except ActorTooSlowError:
             if await _debug_hooks.repl_in_use():
                 # busy in a REPL, not stuck: `cancel()` asks again after it

@@ -5,6 +5,7 @@ cancels it. Every backend ends up here.
 '''
 from __future__ import annotations
 
+import signal
 from functools import partial
 from typing import (
     Any,
@@ -35,6 +36,23 @@ from ._reason import LOST_PARENT_EXIT
 asyncio_host: Callable[[Callable[[], Awaitable[Any]]], Any]|None = None
 
 
+# how long a terminated actor waits for its own children to end (less
+# than its parent waits before it kills it)
+TERMINATE_CHILDREN_BOUND: float = _spawn.REAP_GRACE * 0.6
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    '''
+    Terminated: die at once, as without a handler, but not alone: first
+    terminate (then kill) every child process this actor still has, or
+    they would run on as orphans (each of them does the same with its
+    own). Its `subint` children end with the process.
+    '''
+    _spawn.end_unreaped_children(TERMINATE_CHILDREN_BOUND, processes_only=True)
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+
+
 def _actor_child_main(
     uid: tuple[str, str],
     parent_addr: Any,
@@ -55,6 +73,9 @@ def _actor_child_main(
     '''
     if secret is not None:
         set_secret(secret)
+    if spawn_method != 'subint':
+        # a process of its own: terminated, it must not orphan its subtree
+        signal.signal(signal.SIGTERM, _on_sigterm)
     # one actor per interpreter: the interpreter's default is the actor's
     _spawn.try_set_start_method(spawn_method)
     name, uuid = uid

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import (
     Any,
     Awaitable,
@@ -428,6 +429,7 @@ async def new_proc(
     ))
     portal: Portal|None = None
     an._children[uid] = (subactor, handle, None)
+    _unreaped.add(handle)
     try:
         portal = await _wait_for_connect(actor, uid, handle)
         an._children[uid] = (subactor, handle, portal)
@@ -467,6 +469,38 @@ async def new_proc(
             _remove_socket_files(handle, bind_addrs)
         an._children.pop(uid, None)
         actor._actoruid2nursery.pop(uid, None)
+        _unreaped.discard(handle)
+
+
+# every child this interpreter started and has not reaped yet
+_unreaped: set[ChildHandle] = set()
+
+
+def end_unreaped_children(timeout: float, processes_only: bool = False) -> None:
+    '''
+    Blocking: for an actor going away without its runtime's teardown
+    ladder (a process SIGTERMed, a sub-interpreter interrupted), so none
+    of its children outlives it. Terminates every child it has not
+    reaped, kills those still alive half of `timeout` later, and waits
+    the other half for them. `processes_only`: skip `subint` children
+    (they end with our process).
+    '''
+    handles = [
+        handle for handle in list(_unreaped)
+        if handle.alive() and (handle.pid is not None or not processes_only)
+    ]
+    for step in ('terminate', 'kill'):
+        deadline = time.monotonic() + timeout / 2
+        for handle in handles:
+            if handle.alive():
+                try:
+                    getattr(handle, step)()
+                except Exception as err:
+                    logger.error(f'Could not {step} {handle!r}: {err!r}')
+        while any(handle.alive() for handle in handles):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
 
 
 async def _give_up_on(portal: Portal, uid: tuple[str, str], handle: ChildHandle) -> None:

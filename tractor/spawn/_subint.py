@@ -63,7 +63,10 @@ from tractor import log
 from tractor.ipc._auth import Secret
 from tractor.runtime import _state
 
-from . import _entry
+from . import (
+    _entry,
+    _spawn,
+)
 from ._reason import (
     LOST_PARENT_SAID,
     reason_of,
@@ -72,6 +75,7 @@ from ._spawn import (
     ChildHandle,
     SpawnArgs,
 )
+from . import _subint_pool
 
 logger = log.get_logger()
 
@@ -347,6 +351,10 @@ def _child_main(
             continue
 
     warden.stop()
+    # children still running in threads of this interpreter (it was
+    # interrupted mid-teardown): end them, or destroying the interpreter
+    # would strand their threads and their own interpreters for good
+    _spawn.end_unreaped_children(TEARDOWN_BOUND)
     if outcome == 'interrupted':
         # its abandoned tasks complain when collected; nobody can act on it
         sys.unraisablehook = _noop
@@ -376,6 +384,8 @@ class SubintHandle(ChildHandle):
         self.outcome: str|None = None
         self.lingering: tuple[str, ...] = ()
         self._error: BaseException|None = None
+        # a warm `(config kind, interpreter id)` to run in, else a new one
+        self.warm: tuple[str, int]|None = None
         self._finished = False
         self._done = trio.Event()
         # set on `kill()` or the thread's end, whichever comes first
@@ -398,8 +408,13 @@ class SubintHandle(ChildHandle):
     def _run(self, args: SpawnArgs) -> None:
         iid = None
         try:
-            self.config_kind, config = interp_config()
-            iid = self.interp_id = _interpreters.create(config)
+            if self.warm is not None:
+                # from the pool (`_subint_pool`): runtime already imported
+                self.config_kind, iid = self.warm
+                self.interp_id = iid
+            else:
+                self.config_kind, config = interp_config()
+                iid = self.interp_id = _interpreters.create(config)
             excinfo = _interpreters.exec(
                 iid, f'import sys\nsys.path[:] = {sys.path!r}\n',
             )
@@ -481,8 +496,13 @@ class SubintHandle(ChildHandle):
 
     def kill(self) -> None:
         if self._abandon_at is None and not self._finished:
-            self._abandon_at = trio.current_time() + self.reap_grace
-            self._killed_or_done.set()
+            try:
+                self._abandon_at = trio.current_time() + self.reap_grace
+                self._killed_or_done.set()
+            except RuntimeError:
+                # our actor's run is over (`end_unreaped_children()` on the
+                # way out of an interrupted one): nobody waits in it
+                pass
         self._command(b'k')
 
     def describe_exit(self) -> str:
@@ -532,5 +552,6 @@ async def subint_proc(args: SpawnArgs) -> SubintHandle:
             'actors are threads of this process'
         )
     handle = SubintHandle(args)
+    handle.warm = _subint_pool.take(interp_config)
     handle.thread.start()
     return handle
