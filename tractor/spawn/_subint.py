@@ -384,8 +384,8 @@ class SubintHandle(ChildHandle):
         self.outcome: str|None = None
         self.lingering: tuple[str, ...] = ()
         self._error: BaseException|None = None
-        # a warm `(config kind, interpreter id)` to run in, else a new one
-        self.warm: tuple[str, int]|None = None
+        # a spare of the pool to run in, else a new interpreter
+        self.warm: _subint_pool.Spare|None = None
         self._finished = False
         self._done = trio.Event()
         # set on `kill()` or the thread's end, whichever comes first
@@ -408,9 +408,10 @@ class SubintHandle(ChildHandle):
     def _run(self, args: SpawnArgs) -> None:
         iid = None
         try:
-            if self.warm is not None:
+            warm = self.warm.finish() if self.warm is not None else None
+            if warm is not None:
                 # from the pool (`_subint_pool`): runtime already imported
-                self.config_kind, iid = self.warm
+                self.config_kind, iid = warm
                 self.interp_id = iid
             else:
                 self.config_kind, config = interp_config()
