@@ -231,28 +231,31 @@ async def open_root_actor(
     rtvs['use_greenback'] = maybe_enable_greenback
     _state._set_current_actor(actor)
     try:
-        async with collapse_eg(), trio.open_nursery() as tn:
-            accepted = await tn.start(async_main, actor, accept_addrs)
-            # a cancel request from a peer (e.g. `portal.cancel_actor()` to
-            # a daemon) ends the body too, which then exits normally
-            tn.start_soon(_end_body_once_cancelled, actor, tn.cancel_scope)
-            rtvs['_root_addrs'] = list(accepted)
-            rtvs['_root_mailbox'] = accepted[0]
-            if maybe_enable_greenback:
-                # the body's task started before the portals were bestowed
-                await _greenback.ensure_portal()
-            try:
-                yield actor
-            except BaseException as err:
-                hooks = _debug_hooks.installed
-                if debug_mode and hooks is not None and debug_filter(err):
-                    # shielded inside: the runtime may be cancelling already
-                    await hooks.crashed(actor, err, None)
-                if _not_only_cancelled(err):
-                    logger.runtime(f'Root actor crashed: {err!r}')
-                raise
-            finally:
-                await actor.cancel(None)
+        # the debugger shields the whole root from outside cancellation (a
+        # timeout around it, ...) while a REPL is open in the tree
+        with trio.CancelScope() as _debug_hooks.root_scope:
+            async with collapse_eg(), trio.open_nursery() as tn:
+                accepted = await tn.start(async_main, actor, accept_addrs)
+                # a cancel request from a peer (e.g. `portal.cancel_actor()` to
+                # a daemon) ends the body too, which then exits normally
+                tn.start_soon(_end_body_once_cancelled, actor, tn.cancel_scope)
+                rtvs['_root_addrs'] = list(accepted)
+                rtvs['_root_mailbox'] = accepted[0]
+                if maybe_enable_greenback:
+                    # the body's task started before the portals were bestowed
+                    await _greenback.ensure_portal()
+                try:
+                    yield actor
+                except BaseException as err:
+                    hooks = _debug_hooks.installed
+                    if debug_mode and hooks is not None and debug_filter(err):
+                        # shielded inside: the runtime may be cancelling already
+                        await hooks.crashed(actor, err, None)
+                    if _not_only_cancelled(err):
+                        logger.runtime(f'Root actor crashed: {err!r}')
+                    raise
+                finally:
+                    await actor.cancel(None)
     finally:
         set_secret(previous_secret)
         rtvs['_debug_mode'] = False
@@ -260,6 +263,7 @@ async def open_root_actor(
         rtvs['use_greenback'] = False
         rtvs['_root_addrs'] = []
         rtvs['_root_mailbox'] = (None, None)
+        _debug_hooks.root_scope = None
         _state._set_current_actor(None)
 
 

@@ -50,6 +50,12 @@ class DebuggerHooks(Protocol):
 
 installed: DebuggerHooks|None = None
 
+# the root's outermost cancel scope (set by `open_root_actor()`): the
+# debugger shields it while a REPL is open anywhere in the tree, so an
+# outside cancellation (e.g. a timeout around the root) waits for the
+# user instead of tearing the tree down under the REPL
+root_scope: Any = None
+
 
 async def maybe_wait_for_tty() -> None:
     '''The teardown's wait for a released tty lock (no-op without debugger).'''

@@ -285,7 +285,7 @@ async def pause(
     try:
         await _pause(frame, **kwargs)
     except trio.Cancelled:
-        logger.warning(
+        logger.pdb(
             '`tractor.pause()` was called from a cancelled scope; pass '
             '`shield=True` to REPL from there'
         )

@@ -29,7 +29,10 @@ from tractor._context import (
     context,
 )
 from tractor.msg.pretty_struct import Struct
-from tractor.runtime import _state
+from tractor.runtime import (
+    _debug_hooks,
+    _state,
+)
 
 logger = log.get_logger()
 
@@ -67,8 +70,10 @@ class FifoLock:
 
     async def acquire(self, owner: Any) -> None:
         if self.owner is None and not self._waiters:
+            # a cancelled caller must not leave with the lock taken
+            await trio.lowlevel.checkpoint_if_cancelled()
             self._take(owner)
-            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.cancel_shielded_checkpoint()
             return
         entry = (owner, trio.Event())
         self._waiters.append(entry)
@@ -106,8 +111,9 @@ class _RootLockState:
 
     def __init__(self) -> None:
         self.lock = FifoLock()
-        # (actor uid, task uid) -> the peer's context, for stale-lock breaking
-        self.peer_ctxs: dict[tuple, Context] = {}
+        # owner -> (the cancel scope holding it, the peer's context): for
+        # breaking a stale lock
+        self.peer_ctxs: dict[tuple, tuple[trio.CancelScope, Context]] = {}
         self.prev_sigint: Any = None
         # set by `_trace` to re-print a REPL prompt of an actor sharing
         # our process (a sub-interpreter child gets no SIGINT of its own)
@@ -116,6 +122,7 @@ class _RootLockState:
     async def acquire(self, owner: tuple) -> None:
         await self.lock.acquire(owner)
         self._shield_sigint()
+        _shield_root(True)
 
     def release(self, owner: tuple) -> None:
         if self.lock.owner != owner:
@@ -123,6 +130,20 @@ class _RootLockState:
         self.lock.release()
         if not self.lock.locked():
             self._restore_sigint()
+            _shield_root(False)
+
+    def _break_if_stale(self, owner: tuple) -> bool:
+        '''
+        A lock whose holder's connection is gone is stale: end its dialog
+        (which releases it) and handle Ctrl-C as usual again.
+        '''
+        held = self.peer_ctxs.get(owner)
+        if held is None or held[1].chan.connected():
+            return False
+        logger.warning(f'Breaking the stale tty lock of {owner[0]!r} (disconnected)')
+        held[0].cancel()
+        self._restore_sigint()
+        return True
 
     def _shield_sigint(self) -> None:
         if self.prev_sigint is not None:
@@ -148,6 +169,8 @@ class _RootLockState:
             self._restore_sigint()
             signal.raise_signal(signal.SIGINT)
             return
+        if self._break_if_stale(owner):
+            return
         (actor_uid, task_uid), pid = owner[:2], owner[2]
         logger.pdb(f'{_ctlc_ignore_header}\nREPL held by {actor_uid!r} {task_uid!r}')
         if pid == os.getpid():
@@ -159,6 +182,12 @@ class _RootLockState:
 
 
 _root_state: _RootLockState|None = None
+
+
+def _shield_root(on: bool) -> None:
+    scope = _debug_hooks.root_scope
+    if scope is not None:
+        scope.shield = on
 
 
 def _root_lock() -> _RootLockState:
@@ -200,15 +229,18 @@ async def lock_stdio_for_peer(
             f'The root is cancelling; refusing the tty lock to {uid!r}'
         )
     try:
-        with trio.CancelScope(shield=True):
+        # held until the peer says so or is gone: neither a cancelled root
+        # (a timeout around it, its own teardown) nor anything else ends a
+        # REPL under the user's fingers; `_break_if_stale()` can
+        with trio.CancelScope(shield=True) as hold:
+            state.peer_ctxs[owner] = (hold, ctx)
             await state.acquire(owner)
-        state.peer_ctxs[owner] = ctx
-        logger.devx(f'tty lock acquired by {uid!r} {subactor_task_uid!r}')
-        await ctx.started(LockStatus(subactor_uid=uid, cid=ctx.cid, locked=True))
-        async with ctx.open_stream() as stream:
-            msg = await stream.receive()
-            if not isinstance(msg, LockRelease):
-                logger.warning(f'Unexpected msg from tty lock holder {uid!r}: {msg!r}')
+            logger.devx(f'tty lock acquired by {uid!r} {subactor_task_uid!r}')
+            await ctx.started(LockStatus(subactor_uid=uid, cid=ctx.cid, locked=True))
+            async with ctx.open_stream() as stream:
+                msg = await stream.receive()
+                if not isinstance(msg, LockRelease):
+                    logger.warning(f'Unexpected msg from tty lock holder {uid!r}: {msg!r}')
     finally:
         state.peer_ctxs.pop(owner, None)
         state.release(owner)
