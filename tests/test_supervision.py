@@ -297,10 +297,13 @@ def foreign_os_threads() -> int:
 
 
 def interps() -> list[int]:
+    '''Sub-interpreters, less the spares our subint pool keeps warm.'''
     if sys.version_info < (3, 14):
         return [0]
     import _interpreters
-    return [iid for iid, *_ in _interpreters.list_all()]
+    from tractor.spawn import _subint_pool
+    spares = set(_subint_pool.spare_ids())
+    return [iid for iid, *_ in _interpreters.list_all() if iid not in spares]
 
 
 @dataclass
