@@ -107,8 +107,16 @@ def foreign_os_threads() -> int:
 
 
 def interps() -> list[int]:
+    '''
+    Interpreters of this process but the warm pool's spares (which are
+    no actor's; `tests/test_subint_pool.py` checks those go with the root).
+    '''
     import _interpreters
-    return [iid for iid, *_ in _interpreters.list_all()]
+    from tractor.spawn import _subint_pool
+    spares = set(_subint_pool.spare_ids())
+    listed = [iid for iid, *_ in _interpreters.list_all()]
+    spares |= set(_subint_pool.spare_ids())
+    return [iid for iid in listed if iid not in spares]
 
 
 async def wait_clean(baseline_foreign: int, timeout: float = 3) -> None:
