@@ -41,7 +41,11 @@ from tractor.runtime._runtime import (
     Actor,
     async_main,
 )
-from tractor.spawn import _spawn
+from tractor.spawn import (
+    _spawn,
+    _subint,
+    _subint_pool,
+)
 from tractor.trionics._eg import (
     collapse_eg,
     is_multi_cancelled,
@@ -111,6 +115,8 @@ async def open_root_actor(
     hide_tb: bool = True,
     debug_filter: Callable[[BaseException], bool] = _not_only_cancelled,
     secret: str|bytes|None = None,
+    subint_spares: int|None = None,
+    subint_eager: bool|None = None,
 ) -> AsyncIterator[Actor]:
     '''
     Start this process's actor runtime as the root of a tree, becoming the
@@ -138,6 +144,12 @@ async def open_root_actor(
     failing actor and each parent on the way up, one REPL at a time.
     `debug_filter(err)` says which errors escaping the block open the
     root's crash REPL (default: all but pure cancellation).
+
+    `subint_spares` (default `$TRACTOR_SUBINT_SPARES`, else 1) is how many
+    warm sub-interpreters this process keeps ready for `subint` spawns
+    (0: none); `subint_eager=True` (or `$TRACTOR_SUBINT_EAGER=1`) starts
+    warming them when the root opens instead of at the first `subint`
+    spawn. Both apply to this root's process until it closes.
     '''
     __tracebackhide__: bool = hide_tb
     if _state.current_actor(err_on_no_runtime=False) is not None:
@@ -230,7 +242,10 @@ async def open_root_actor(
     rtvs['use_stackscope'] = enable_stack_on_sig
     rtvs['use_greenback'] = maybe_enable_greenback
     _state._set_current_actor(actor)
+    pool_settings = _subint_pool.configure(subint_spares, subint_eager)
     try:
+        if _subint_pool.EAGER and not _subint.UNAVAILABLE:
+            _subint_pool.fill(_subint.interp_config)
         # the debugger shields the whole root from outside cancellation (a
         # timeout around it, ...) while a REPL is open in the tree
         with trio.CancelScope() as _debug_hooks.root_scope:
@@ -257,6 +272,7 @@ async def open_root_actor(
                 finally:
                     await actor.cancel(None)
     finally:
+        _subint_pool.configure(*pool_settings)
         set_secret(previous_secret)
         rtvs['_debug_mode'] = False
         rtvs['use_stackscope'] = False

@@ -71,13 +71,18 @@ STOP_BOUND: float = 2.0
 ConfigOf = Callable[[], tuple[str, Any]]
 
 
-def configure(spares: int|None = None, eager: bool|None = None) -> None:
-    '''Override the environment's settings for this process.'''
+def configure(spares: int|None = None, eager: bool|None = None) -> tuple[int, bool]:
+    '''
+    Override the environment's settings for this process (`None` keeps
+    one); returns the previous `(spares, eager)`, to restore them.
+    '''
     global SPARES, EAGER
+    previous = SPARES, EAGER
     if spares is not None:
         SPARES = max(0, int(spares))
     if eager is not None:
         EAGER = bool(eager)
+    return previous
 
 
 def _destroy(iid: int) -> None:
@@ -262,6 +267,13 @@ def take(config_of: ConfigOf) -> Spare|None:
     '''
     pool = pool_for_run(config_of)
     return pool.take() if pool is not None else None
+
+
+def fill(config_of: ConfigOf) -> None:
+    '''Start warming this run's spares now (`eager`), ahead of any spawn.'''
+    pool = pool_for_run(config_of)
+    if pool is not None:
+        pool.refill()
 
 
 def spare_ids() -> list[int]:
