@@ -294,3 +294,51 @@ def test_ctrl_c_at_a_repl_kills_nothing(spawn, example, who):
     repl.send('c')
     done = 'root continued past its pause' if who == 'root' else 'root got: grandchild done'
     repl.exits(done, status=0)
+
+
+# -- cancellation and teardown --
+
+def test_shielded_pause_and_post_mortem_in_a_cancelled_scope(spawn):
+    repl = spawn('shielded_pause')
+    text = repl.prompt(*header(_pause_msg, 'root'))
+    # the unshielded one raised `trio.Cancelled`, with a hint
+    assert 'unshielded pause was cancelled' in text
+    assert 'shield=True' in text
+    repl.send('c')
+    repl.prompt(*header(_crash_msg, 'root'), 'shielded pause continued', 'Cancelled')
+    repl.send('c')
+    repl.exits('scope cancelled, root done', status=0)
+
+
+def test_root_timeout_waits_for_a_child_in_its_crash_repl(spawn):
+    '''
+    The root's `fail_after(1)` expires while the child is in its crash
+    REPL: the REPL stays usable well past it, and only after `c` does the
+    root tear down and report (the timeout, or the child's error with it).
+    '''
+    repl = spawn('root_timeout_while_child_crashed')
+    repl.prompt(*header(_crash_msg, 'crasher'), "NameError: name 'doggypants'")
+    time.sleep(2.5)
+    repl.send('p 40 + 2')
+    repl.prompt('42')
+    repl.send('c')
+    idx = repl.child.expect([PROMPT, pexpect.EOF], timeout=EXPECT_TIMEOUT)
+    if idx == 0:
+        # the root's own crash REPL on what it raised
+        repl.send('c')
+        repl.child.expect(pexpect.EOF, timeout=EXPECT_TIMEOUT)
+    text = ''.join(repl.seen) + _ansi.sub('', repl.child.before or '')
+    repl.child.close()
+    assert repl.child.exitstatus == 1
+    assert 'TooSlowError' in text or "NameError: name 'doggypants'" in text
+
+
+# -- sync code, no runtime --
+
+def test_crash_handler_in_a_cli_without_runtime(spawn):
+    repl = spawn('crash_handler_cli')
+    repl.prompt(_crash_msg, 'quiet handler boxed: None', 'TypeError: can only concatenate')
+    repl.send('p argv')
+    repl.prompt('[]')
+    repl.send('c')
+    repl.exits('TypeError: can only concatenate', status=1)
