@@ -85,15 +85,27 @@ async def stackscope_flag() -> bool:
     return _state._runtime_vars['use_stackscope']
 
 
-def test_debug_filter_is_refused_until_the_debugger_exists(reg_addr):
+def test_debug_filter_decides_on_the_root_crash_repl(reg_addr):
+    '''
+    `debug_filter(err)` is asked about an error escaping a debug-mode
+    root; `False` means no crash REPL (the REPL itself is tested through a
+    terminal in `test_debugger.py`), and the error is raised as always.
+    '''
+    seen: list[BaseException] = []
+
+    def no_repl(err: BaseException) -> bool:
+        seen.append(err)
+        return False
+
     async def main():
-        with pytest.raises(NotImplementedError, match='debugger'):
+        with pytest.raises(KeyError, match='filtered'):
             async with tractor.open_root_actor(
-                registry_addrs=[reg_addr], debug_filter=lambda err: True,
+                registry_addrs=[reg_addr], debug_mode=True, debug_filter=no_repl,
             ):
-                raise AssertionError('must not start')
+                raise KeyError('filtered')
 
     trio.run(main)
+    assert len(seen) == 1 and isinstance(seen[0], KeyError)
 
 
 @pytest.mark.parametrize('hide_tb', [True, False])
