@@ -342,3 +342,13 @@ def test_crash_handler_in_a_cli_without_runtime(spawn):
     repl.prompt('[]')
     repl.send('c')
     repl.exits('TypeError: can only concatenate', status=1)
+
+
+def test_ctrl_c_without_a_repl_ends_the_tree(spawn):
+    '''Debug mode does not make a tree deaf to Ctrl-C when no REPL is open.'''
+    repl = spawn('ctrl_c_tree')
+    repl.child.expect('tree is up', timeout=EXPECT_TIMEOUT)
+    start = time.monotonic()
+    repl.ctrl_c()
+    repl.exits('tree ended by Ctrl-C', status=0, timeout=15)
+    assert time.monotonic() - start < 10

@@ -379,6 +379,9 @@ async def _crash_repl(actor: Any, err: BaseException, ctx: Any) -> None:
     except DebugRequestError as dre:
         # the root is gone or refused: the error still travels on
         logger.warning(f'No crash REPL for {err!r}: {dre}')
+    except Exception as repl_err:
+        # e.g. no terminal to read: never let the REPL mask the crash
+        logger.exception(f'{_repl_fail_msg}for {err!r}: {repl_err!r}')
 
 
 # -- sync entry points --
