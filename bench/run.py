@@ -142,8 +142,9 @@ async def job_spawn(backend: str, tpt: str, count: int) -> dict:
                 await portal.run(noop)
                 times.append((time.perf_counter() - start) * 1e3)
                 await portal.cancel_actor()
-            # let a backend refill what it keeps warm, as between real spawns
-            await trio.sleep(0.05)
+            # spawns a moment apart, as in a real program: a backend keeping
+            # something warm (the subint pool) has time to refill
+            await trio.sleep(0.4)
     return {'spawn_first': [times[0]], 'spawn': times[1:]}
 
 
@@ -469,6 +470,8 @@ def orchestrate(args: argparse.Namespace) -> dict:
         trees[label] = pathlib.Path(path).resolve()
     for tree in trees.values():
         compileall.compile_dir(str(tree / 'tractor'), quiet=1)
+    # children replay this script as their parent's `__main__`
+    compileall.compile_file(str(HERE), quiet=1)
     samples: dict[str, dict[str, list[float]]] = {label: {} for label in trees}
     jobs = [j for j in _jobs(args.backend) if not args.only or j in args.only]
     for rep in range(args.reps):

@@ -13,10 +13,15 @@ Rules:
   whose thread destroys it when the actor ends (as a cold one), so no
   state passes from one actor to the next.
 * Background, low priority: one "warmer" thread at a time, niced, fills
-  the pool after each take; it imports one module per step and checks
-  for a stop request between steps. It only ever prepares interpreters:
-  actors run on threads of their own (the warmer's niceness cannot be
-  undone without privileges).
+  the pool after each take, once no spawn is still warming its own
+  interpreter (booting actors come first); it imports one module per
+  step and checks for a stop request between steps. It only ever
+  prepares interpreters: actors run on threads of their own (the
+  warmer's niceness cannot be undone without privileges).
+* A spawn takes a ready spare, else claims the one being warmed (the
+  warmer lets go after its current step, the actor's thread does the
+  rest), else a fresh one it creates and warms itself: never two
+  interpreters warming for one spawn.
 * Per trio run (actor): the pool is created by the first `take()` (or
   when a root opens with `eager`) together with a system task that
   tears it down when the run ends, Ctrl-C included: the warmer stops
@@ -100,33 +105,47 @@ def _warm_steps() -> list[str]:
 
 class Spare:
     '''
-    An interpreter being warmed, or warm. A spawn may claim one still
-    being warmed: the warmer hands it over after its current step and
-    the actor's own thread (not niced) runs the steps left.
+    An interpreter for one actor: warm, being warmed, or not made yet. A
+    spawn may claim one still being warmed: the warmer hands it over
+    after its current step and the actor's own thread (not niced) runs
+    the steps left, or all of them for a fresh one.
     '''
 
-    def __init__(self) -> None:
+    def __init__(self, pool: SubintPool, fresh: bool = False) -> None:
+        self.pool = pool
         self.kind: str|None = None
         self.iid: int|None = None
         self.steps: list[str] = _warm_steps()
-        self.claimed = False
+        self.claimed = fresh
         # set once the warmer let go of it (ready, handed over, or failed)
         self.handed = threading.Event()
+        self.fresh = fresh
+        if fresh:
+            self.handed.set()
 
     def finish(self) -> tuple[str, int]|None:
-        '''In the actor's thread: the warm interpreter, or `None` (start cold).'''
+        '''
+        In the actor's thread: the interpreter, warmed through, or `None`
+        (failed: start cold).
+        '''
         import _interpreters
-        self.handed.wait()
-        if self.iid is None:
-            return None
-        for step in self.steps:
-            excinfo = _interpreters.exec(self.iid, step)
-            if excinfo is not None:
-                logger.warning(f'Warming a sub-interpreter failed: {excinfo.formatted}')
-                _destroy(self.iid)
+        try:
+            self.handed.wait()
+            if self.fresh:
+                self.kind, config = self.pool._config_of()
+                self.iid = _interpreters.create(config)
+            if self.iid is None:
                 return None
-        self.steps = []
-        return self.kind, self.iid
+            for step in self.steps:
+                excinfo = _interpreters.exec(self.iid, step)
+                if excinfo is not None:
+                    logger.warning(f'Warming a sub-interpreter failed: {excinfo.formatted}')
+                    _destroy(self.iid)
+                    return None
+            self.steps = []
+            return self.kind, self.iid
+        finally:
+            self.pool._finished_one()
 
 
 class SubintPool:
@@ -140,22 +159,33 @@ class SubintPool:
         self._inflight: Spare|None = None
         self._warmer: threading.Thread|None = None
         self._stop = threading.Event()
+        # spares claimed by spawns and not warmed through yet: the warmer
+        # waits for them (actors booting come first)
+        self._finishing = 0
+        self._idle = threading.Condition(self._lock)
 
-    def take(self) -> Spare|None:
+    def take(self) -> Spare:
         '''
-        A ready spare, else the one being warmed (unless claimed), else
-        `None`; then refill in the background. Never blocks.
+        A ready spare, else the one being warmed (unless claimed), else a
+        fresh one; then refill in the background. Never blocks.
         '''
         with self._lock:
             if self._ready:
                 spare = self._ready.pop(0)
-            elif self._inflight is not None and not self._inflight.claimed:
-                spare = self._inflight
-                spare.claimed = True
             else:
-                spare = None
+                self._finishing += 1
+                if self._inflight is not None and not self._inflight.claimed:
+                    spare = self._inflight
+                    spare.claimed = True
+                else:
+                    spare = Spare(self, fresh=True)
         self.refill()
         return spare
+
+    def _finished_one(self) -> None:
+        with self._lock:
+            self._finishing -= 1
+            self._idle.notify_all()
 
     def refill(self) -> None:
         with self._lock:
@@ -185,10 +215,12 @@ class SubintPool:
             pass
         while True:
             with self._lock:
+                while self._finishing > 0 and not self._stop.is_set():
+                    self._idle.wait(0.1)
                 if self._stop.is_set() or len(self._ready) >= self.spares:
                     self._warmer = None
                     return
-                spare = self._inflight = Spare()
+                spare = self._inflight = Spare(self)
             ok = self._prepare(spare)
             with self._lock:
                 self._inflight = None
@@ -233,6 +265,7 @@ class SubintPool:
         '''Blocking: stop the warmer (after its current step), destroy the spares.'''
         self._stop.set()
         with self._lock:
+            self._idle.notify_all()
             warmer = self._warmer
         if warmer is not None and warmer is not threading.current_thread():
             warmer.join(bound)
@@ -263,7 +296,8 @@ def pool_for_run(config_of: ConfigOf) -> SubintPool|None:
 def take(config_of: ConfigOf) -> Spare|None:
     '''
     For a spawn: a spare (`Spare.finish()` it in the actor's thread), or
-    `None` to create a cold interpreter. Never waits.
+    `None` when the pool is off (create an interpreter as before). Never
+    waits.
     '''
     pool = pool_for_run(config_of)
     return pool.take() if pool is not None else None
