@@ -277,3 +277,29 @@ def test_import_tractor_imports_no_pdb():
 def _free_port() -> int:
     from tractor._testing.addr import get_rando_addr
     return get_rando_addr('tcp')[1]
+
+
+def test_acquire_debug_lock_holds_the_tree_lock(reg_addr, start_method):
+    '''`tractor.devx.acquire_debug_lock()` takes the root's lock for a block, in the root or a child.'''
+    async def main():
+        with trio.fail_after(TEST_BOUND):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method), debug_mode=True,
+            ) as an:
+                me = tractor.current_actor().aid.uid
+                async with tractor.devx.acquire_debug_lock(me):
+                    assert holder_name() == 'root'
+                assert not root_lock().locked()
+                child = await an.start_actor('locker', enable_modules=[__name__])
+                async with trio.open_nursery() as tn:
+                    tn.start_soon(partial(child.run, hold_debug_lock, secs=0.5))
+                    await wait_until(lambda: holder_name() == 'locker', 'child holds')
+                await wait_until(lambda: not root_lock().locked(), 'freed')
+                await an.cancel()
+
+    trio.run(main)
+
+
+async def hold_debug_lock(secs: float) -> None:
+    async with tractor.devx.acquire_debug_lock(tractor.current_actor().aid.uid):
+        await trio.sleep(secs)

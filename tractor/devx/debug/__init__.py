@@ -8,7 +8,11 @@ Importing this package imports no `pdb`/`pdbp`: the REPL class
 '''
 from __future__ import annotations
 
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import (
+    Any,
+    AsyncIterator,
+)
 
 # defined down in trionics, whose helpers yield it too
 from tractor.trionics._taskc import (
@@ -45,9 +49,19 @@ async def maybe_wait_for_debugger(**_ignored: Any) -> None:
     await _maybe_wait_for_tty()
 
 
-async def acquire_debug_lock(subactor_uid: tuple[str, str]) -> None:
-    '''Wait until the tree-wide tty lock is free (test/runtime helper).'''
-    await _maybe_wait_for_tty()
+@asynccontextmanager
+async def acquire_debug_lock(subactor_uid: tuple[str, str]) -> AsyncIterator[None]:
+    '''
+    Hold the tree-wide tty lock for the block, without a REPL (e.g. to
+    write to the terminal undisturbed); `subactor_uid` is kept for
+    upstream's signature, the lock is taken by the calling task.
+    '''
+    from . import _trace
+    await _trace._acquire('lock', _trace._task_uid())
+    try:
+        yield
+    finally:
+        _trace._end_session()
 
 
 def __getattr__(name: str) -> Any:

@@ -406,10 +406,21 @@ def _sync_acquire(kind: str) -> _Session:
             )
         return greenback.await_(_acquire(kind, _task_uid()))
     thread = threading.current_thread()
-    return trio.from_thread.run(
-        _acquire, kind, (thread.name, thread.ident),
-        trio_token=actor._trio_token,
-    )
+    try:
+        return trio.from_thread.run(
+            _acquire, kind, (thread.name, thread.ident),
+            trio_token=actor._trio_token,
+        )
+    except RuntimeError as err:
+        if 'trio thread' not in str(err) and 'blocking function' not in str(err):
+            raise
+        # the trio thread, outside any trio task: an asyncio task of an
+        # `infect_asyncio` actor
+        raise RuntimeError(
+            'A sync pause from an asyncio task (`infect_asyncio=True`) is not '
+            'supported: `await tractor.pause()` from the trio side, or pause '
+            'from a worker thread'
+        ) from err
 
 
 def pause_from_sync(
