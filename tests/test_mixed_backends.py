@@ -278,14 +278,12 @@ def test_cancel_reaches_every_level(reg_addr, start_method, grandchild, nothing_
                         park_grandchildren, backend=grandchild,
                     ) as (ctx, (child, gc)):
                         check_placement(child, gc, grandchild)
-                        started = time.monotonic()
                         await an.cancel()
-                        took = time.monotonic() - started
             assert not an._children
+            # all graceful: the child received the request and was given
+            # the cancel phase to end its subtree; nobody was terminated
+            assert not an._ended_by_us, an._ended_by_us
         assert tuple(excinfo.value.canceller) == root_uid
-        # inside the graceful phase's own bound (3 s): no child needed the
-        # terminate/kill rungs, whose grace periods come on top
-        assert took < 3, took
         for pid in {child['pid'], gc['pid']} - {os.getpid()}:
             assert not psutil.pid_exists(pid) or (
                 psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -194,6 +194,11 @@ async def _run_target(
         ))
     except TransportClosed:
         logger.runtime(f'Caller of {ctx._nsf!r} is gone; running it anyway')
+    except BaseException:
+        # cancelled before it ran: it never will (and must not warn so)
+        if inspect.iscoroutine(target):
+            target.close()
+        raise
 
     if kind == 'asyncgen':
         # `Stop` once exhausted or cancelled; a failure ships an `Error`
