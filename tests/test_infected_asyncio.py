@@ -78,6 +78,10 @@ async def infection_status() -> bool:
     return tractor.current_actor().is_infected_aio()
 
 
+async def host_loop_module() -> str:
+    return type(asyncio.get_running_loop()).__module__
+
+
 async def double_in_asyncio(x: int) -> int:
     return await to_asyncio.run_task(aio_double, x=x)
 
@@ -196,6 +200,48 @@ def test_only_infected_actors_are_infected(reg_addr, start_method):
                 await an.cancel()
 
     trio.run(main)
+
+
+@pytest.mark.parametrize('wanted', ['auto', 'asyncio'])
+def test_host_loop_is_uvloop_when_it_can_load(
+    reg_addr, start_method, wanted, monkeypatch,
+):
+    '''
+    The host loop is uvloop's when installed (as in this test env) and
+    `$TRACTOR_AIO_LOOP` allows it; a `subint` actor gets asyncio's (uvloop
+    cannot load in a sub-interpreter) and still works.
+    '''
+    if start_method == 'mp_forkserver' and wanted != 'auto':
+        pytest.skip(
+            "mp_forkserver children inherit the forkserver's environment, "
+            "fixed when it started: setting the variable here cannot reach them"
+        )
+    pytest.importorskip('uvloop')
+    monkeypatch.setenv('TRACTOR_AIO_LOOP', wanted)
+    expect = (
+        'asyncio' if wanted == 'asyncio' or start_method == 'subint'
+        else 'uvloop'
+    )
+
+    async def main():
+        with trio.fail_after(20):
+            async with open_tree(reg_addr, start_method) as an:
+                portal = await start_infected(an)
+                assert (await portal.run(host_loop_module)).split('.')[0] == expect
+                assert await portal.run(double_in_asyncio, x=4) == 8
+                await an.cancel()
+
+    trio.run(main)
+
+
+def test_unknown_host_loop_is_refused(monkeypatch):
+    monkeypatch.setenv('TRACTOR_AIO_LOOP', 'tokio')
+
+    async def main():
+        pass
+
+    with pytest.raises(ValueError, match='TRACTOR_AIO_LOOP'):
+        to_asyncio.run_as_asyncio_guest(main)
 
 
 def test_run_in_actor_infected(reg_addr, start_method):

@@ -12,6 +12,7 @@ plain `trio.run()`, and every step of the shutdown is bounded.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import (
     Any,
     Awaitable,
@@ -172,7 +173,7 @@ def run_as_asyncio_guest(
     if actor is not None:
         actor._infected_aio = True
 
-    loop = asyncio.new_event_loop()
+    loop = new_host_loop()
     asyncio.set_event_loop(loop)
     guest = _Guest(loop)
     try:
@@ -200,6 +201,50 @@ def run_as_asyncio_guest(
             asyncio.set_event_loop(None)
             loop.close()
             rtvs['_is_infected_aio'] = was_infected
+
+
+HOST_LOOPS: tuple[str, ...] = ('auto', 'uvloop', 'asyncio')
+
+
+def new_host_loop() -> asyncio.AbstractEventLoop:
+    '''
+    A new event loop for the host: `uvloop`'s when it is installed and
+    can load here, else asyncio's own. `$TRACTOR_AIO_LOOP` picks one:
+    `auto` (default), `uvloop` (an error when it cannot load) or
+    `asyncio`.
+    '''
+    choice = os.environ.get('TRACTOR_AIO_LOOP', 'auto').strip().lower() or 'auto'
+    if choice not in HOST_LOOPS:
+        raise ValueError(
+            f'$TRACTOR_AIO_LOOP={choice!r}: expected one of {HOST_LOOPS}'
+        )
+    # uvloop cannot load in a sub-interpreter, and a failed attempt there
+    # would keep the main interpreter from ever loading it: never try
+    if choice != 'asyncio' and not _in_subinterpreter():
+        try:
+            import uvloop
+        except ImportError as err:
+            if choice == 'uvloop':
+                raise RuntimeError(
+                    f'$TRACTOR_AIO_LOOP=uvloop but uvloop cannot load here: {err}'
+                ) from err
+        else:
+            return uvloop.new_event_loop()
+    elif choice == 'uvloop':
+        raise RuntimeError(
+            '$TRACTOR_AIO_LOOP=uvloop, but uvloop cannot load in a '
+            'sub-interpreter (a `subint` actor)'
+        )
+    return asyncio.new_event_loop()
+
+
+def _in_subinterpreter() -> bool:
+    try:
+        from concurrent import interpreters
+    except ImportError:
+        # before Python 3.14 tractor runs no sub-interpreters
+        return False
+    return interpreters.get_current().id != interpreters.get_main().id
 
 
 def _drain_guest(loop: asyncio.AbstractEventLoop, guest: _Guest) -> None:
