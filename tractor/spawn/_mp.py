@@ -62,6 +62,8 @@ FORKSERVER_PRELOAD: list[str] = [
     'tractor',
     'tractor.spawn._entry',
     'tractor.spawn._mp',
+    # last: what children still imported after the fork, then gc.freeze()
+    'tractor.spawn._forkserver_warm',
 ]
 
 # Nested actors send their spawn requests to the forkserver of the root

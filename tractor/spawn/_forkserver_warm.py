@@ -1,0 +1,22 @@
+'''
+Imported last by the `mp_forkserver` server (`_mp.FORKSERVER_PRELOAD`),
+once, before it forks anything: everything a child still loaded after
+the fork on its way to serving (its process title, the `idna` codec a
+TCP connect looks up) is loaded here instead, then the server's objects
+are frozen out of the garbage collector, so children neither scan nor
+copy-on-write them (`gc.freeze()`, as recommended before forking).
+
+Never imported anywhere else: it only has side effects.
+'''
+import encodings.idna  # noqa: F401  (`socket` encodes host names with it)
+import gc
+
+try:
+    import setproctitle  # noqa: F401  (process actors title themselves)
+except ImportError:
+    pass
+
+import tractor.spawn._mp  # noqa: F401  (the child's entry)
+
+gc.collect()
+gc.freeze()
