@@ -85,12 +85,21 @@ def _terminal_stdin() -> TextIO|None:
         return None
 
 
+def close_tty(repl: Any) -> None:
+    '''Close the terminal `mk_pdb()` opened for `repl`, if it did.'''
+    tty = getattr(repl, '_tractor_tty', None)
+    if tty is not None:
+        repl._tractor_tty = None
+        tty.close()
+
+
 def mk_pdb(**kwargs: Any) -> PdbREPL:
     '''
     A fresh `PdbREPL`, reading the terminal (even from a child whose stdin
     is not it) and leaving SIGINT to the debugger's own handler.
     '''
     kwargs.setdefault('nosigint', True)
+    tty = None
     if 'stdin' not in kwargs and (tty := _terminal_stdin()) is not None:
         kwargs['stdin'] = tty
         # `cmd` only uses `input()` (readline) when stdin is sys.stdin
@@ -98,6 +107,8 @@ def mk_pdb(**kwargs: Any) -> PdbREPL:
     repl = PdbREPL(**kwargs)
     if 'stdin' in kwargs:
         repl.use_rawinput = False
+    # ours to close once the session ends (`close_tty()`)
+    repl._tractor_tty = tty if kwargs.get('stdin') is tty else None
     if os.environ.get('TRACTOR_PDB_NO_COLOR') or os.environ.get('NO_COLOR'):
         repl.config.use_pygements = False
         repl.config.highlight = False

@@ -154,6 +154,10 @@ def _end_session() -> None:
         return
     session.ended = True
 
+    if session.repl is not None:
+        from ._repl import close_tty
+        close_tty(session.repl)
+
     def _hand_back() -> None:
         status.session = None
         _restore_sigint(status)
