@@ -352,3 +352,15 @@ def test_ctrl_c_without_a_repl_ends_the_tree(spawn):
     repl.ctrl_c()
     repl.exits('tree ended by Ctrl-C', status=0, timeout=15)
     assert time.monotonic() - start < 10
+
+
+def test_post_mortem_by_hand_in_a_child(spawn):
+    repl = spawn('pm_in_subactor')
+    # the manual one, then the automatic one in the same child
+    repl.prompt(*header(_crash_msg, 'inspector'), "KeyError: 'missing'")
+    repl.send('c')
+    repl.prompt(*header(_crash_msg, 'inspector'), "KeyError: 'missing'")
+    repl.send('c')
+    repl.prompt(*header(_crash_msg, 'root'), 'boxed_type: KeyError')
+    repl.send('c')
+    repl.exits("remote task raised a 'KeyError'", status=1)
