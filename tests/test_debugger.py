@@ -364,3 +364,36 @@ def test_post_mortem_by_hand_in_a_child(spawn):
     repl.prompt(*header(_crash_msg, 'root'), 'boxed_type: KeyError')
     repl.send('c')
     repl.exits("remote task raised a 'KeyError'", status=1)
+
+
+def test_daemon_failure_while_another_is_in_its_repl(spawn):
+    '''
+    One daemon is paused when its sibling fails: the failing one's crash
+    REPL waits for the terminal, nothing is torn down under the first
+    REPL, and every REPL (feeder's pauses, the failer's crash, the root's
+    crash) gets its turn, in whatever order the lock hands them out.
+    '''
+    repl = spawn('multi_daemon_subactors')
+    repl.prompt(*header(_pause_msg, 'feeder'))
+    # the sibling fails meanwhile; this REPL stays usable
+    time.sleep(1.5)
+    repl.send('p i')
+    repl.prompt('0')
+    seen: list[str] = []
+    for _ in range(8):
+        repl.send('c')
+        idx = repl.child.expect([PROMPT, pexpect.EOF], timeout=EXPECT_TIMEOUT)
+        text = _ansi.sub('', repl.child.before or '')
+        repl.seen.append(text)
+        if idx == 1:
+            break
+        for name in ('feeder', 'failer', 'root'):
+            if f"('{name}', '" in text and (_pause_msg in text or _crash_msg in text):
+                seen.append(name)
+    else:
+        pytest.fail(f'still prompting after 8 continues: {seen}')
+    repl.child.close()
+    assert repl.child.exitstatus == 1
+    assert 'failer' in seen and 'root' in seen, seen
+    assert seen[-1] == 'root'
+    assert "NameError: name 'doggypants' is not defined" in ''.join(repl.seen)
