@@ -303,3 +303,17 @@ def test_acquire_debug_lock_holds_the_tree_lock(reg_addr, start_method):
 async def hold_debug_lock(secs: float) -> None:
     async with tractor.devx.acquire_debug_lock(tractor.current_actor().aid.uid):
         await trio.sleep(secs)
+
+
+def test_sync_pause_in_the_trio_thread_needs_greenback(reg_addr):
+    '''Without a greenback portal, `breakpoint()` in a trio task says what to enable.'''
+    async def main():
+        async with tractor.open_root_actor(registry_addrs=[reg_addr], debug_mode=True):
+            with pytest.raises(RuntimeError, match='maybe_enable_greenback=True'):
+                breakpoint()
+            with pytest.raises(RuntimeError, match='maybe_enable_greenback=True'):
+                tractor.pause_from_sync()
+            # and nothing was left locked
+            assert not root_lock().locked()
+
+    trio.run(main)
