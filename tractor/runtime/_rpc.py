@@ -378,9 +378,13 @@ async def _handle_start(
         # meanwhile, so that every other cancel request is received at
         # once too (its requester tells a busy actor from a stuck one by
         # that). Cancelling this actor ends this loop.
-        actor._service_tn.start_soon(
-            _handle_cancel_request, actor, chan, msg, name=f'self:{msg.func}',
-        )
+        try:
+            actor._service_tn.start_soon(
+                _handle_cancel_request, actor, chan, msg, name=f'self:{msg.func}',
+            )
+        except RuntimeError:
+            # the service nursery is closed: we are all but gone already
+            await _handle_cancel_request(actor, chan, msg)
         return False
 
     try:
