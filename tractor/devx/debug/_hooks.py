@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from tractor import log
+from tractor.discovery._api import get_root
 from tractor.runtime import (
     _debug_hooks,
     _state,
@@ -93,7 +94,6 @@ async def _wait_local() -> None:
 
 async def _ask_root(endpoint: Any, wait: bool) -> Any:
     '''Run a lock query on the root; a root that is gone means "not held".'''
-    from tractor.discovery._api import get_root
     if _state._runtime_vars['_root_mailbox'][0] is None:
         return False
     with trio.CancelScope(shield=True) as cs:

@@ -28,8 +28,8 @@ from tractor._exceptions import (
     ContextCancelled,
     DebugRequestError,
     NoRuntime,
-    RemoteActorError,
 )
+from tractor.discovery._api import get_root
 from tractor.runtime import _state
 from tractor.trionics._eg import is_multi_cancelled
 
@@ -103,8 +103,7 @@ async def _request_root_lock(
     Hold the root's tty lock for `session` (runs in the service nursery,
     so it outlives the REPL's blocking of the requesting task).
     '''
-    # below the core's layering: discovery is imported where it is needed
-    from tractor.discovery._api import get_root
+    started = False
     try:
         async with get_root() as portal:
             async with portal.open_context(
@@ -115,10 +114,18 @@ async def _request_root_lock(
                     raise DebugRequestError(f'The root did not lock the tty: {status!r}')
                 async with ctx.open_stream() as stream:
                     task_status.started()
+                    started = True
                     await session.release.wait()
                     await stream.send(LockRelease(subactor_uid=actor.aid.uid, cid=ctx.cid))
                 await ctx.wait_for_result()
-    except (OSError, RemoteActorError) as err:
+    except Exception as err:
+        if started:
+            # the REPL is over: a root that went away meanwhile (which
+            # frees its lock anyway) must not take this actor down with it
+            logger.warning(f'The tty lock dialog with the root ended badly: {err!r}')
+            return
+        if isinstance(err, DebugRequestError):
+            raise
         raise DebugRequestError(
             f'{actor.aid.uid!r} could not get the tty lock from the root: {err!r}'
         ) from err
