@@ -52,6 +52,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from functools import partial
 import time
 import traceback
 import warnings
@@ -384,8 +385,6 @@ class SubintHandle(ChildHandle):
         self.outcome: str|None = None
         self.lingering: tuple[str, ...] = ()
         self._error: BaseException|None = None
-        # a spare of the pool to run in, else a new interpreter
-        self.warm: _subint_pool.Spare|None = None
         self._finished = False
         self._done = trio.Event()
         # set on `kill()` or the thread's end, whichever comes first
@@ -405,10 +404,9 @@ class SubintHandle(ChildHandle):
         )
 
     # -- the actor's thread --
-    def _run(self, args: SpawnArgs) -> None:
+    def _run(self, args: SpawnArgs, warm: tuple[str, int]|None = None) -> None:
         iid = None
         try:
-            warm = self.warm.finish() if self.warm is not None else None
             if warm is not None:
                 # from the pool (`_subint_pool`): runtime already imported
                 self.config_kind, iid = warm
@@ -553,6 +551,10 @@ async def subint_proc(args: SpawnArgs) -> SubintHandle:
             'actors are threads of this process'
         )
     handle = SubintHandle(args)
-    handle.warm = _subint_pool.take(interp_config)
-    handle.thread.start()
+    spare = _subint_pool.take(interp_config)
+    if spare is None:
+        handle.thread.start()
+    else:
+        # the thread of a warm (or warming) interpreter runs the actor
+        handle.thread = spare.run(partial(handle._run, args), handle.thread.name)
     return handle

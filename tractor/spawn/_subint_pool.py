@@ -4,30 +4,34 @@ Warm sub-interpreters for the `subint` backend.
 Most of a `subint` spawn is not the interpreter (~8 ms to create) but
 importing trio, msgspec and the runtime into it (~100+ ms, none of it
 shareable with the parent). So an actor keeps `spares` interpreters
-created and imported ahead of demand, and a spawn takes one that is
-ready (`take()`); the spawn itself then only connects back and serves.
+created and imported ahead of demand, each by a thread of its own which
+then *is* the actor's thread: a spawn hands a spare its actor
+(`take()`, `Spare.run()`) and only connects back and serves.
 
 Rules:
 
-* One interpreter per actor: a spare is handed to exactly one actor,
-  whose thread destroys it when the actor ends (as a cold one), so no
-  state passes from one actor to the next.
-* Background, low priority: one "warmer" thread at a time, niced, fills
-  the pool after each take, once no spawn is still warming its own
-  interpreter (booting actors come first); it imports one module per
-  step and checks for a stop request between steps. It only ever
-  prepares interpreters: actors run on threads of their own (the
-  warmer's niceness cannot be undone without privileges).
-* A spawn takes a ready spare, else claims the one being warmed (the
-  warmer lets go after its current step, the actor's thread does the
-  rest), else a fresh one it creates and warms itself: never two
-  interpreters warming for one spawn.
+* The thread that warms an interpreter runs its actor: `threading` (and
+  so `threading.main_thread()`, which trio and the child's teardown rely
+  on) is first imported there, exactly as in a cold spawn, where the
+  actor's thread imports it. (Warming on a helper thread and running
+  the actor on another broke the in-interpreter kill ladder.)
+* One interpreter per actor: the actor's thread destroys it when the
+  actor ends, as a cold one; interpreter ids never repeat, so nothing
+  passes from one actor to the next.
+* Background, low priority: one spare warms at a time, starting
+  `REFILL_DELAY` after the last spawn took one (a burst of spawns, or a
+  booting actor, does not share the GIL with a warm-up), one module per
+  step, checking for a stop request between steps. A spawn takes a
+  ready spare, else the one being warmed (it goes on warming, then runs
+  the actor), else starts cold as before: never two interpreters warming
+  for one spawn. (Not niced: a claimed spare's thread becomes an actor's,
+  and an unprivileged thread cannot be un-niced.)
 * Per trio run (actor): the pool is created by the first `take()` (or
   when a root opens with `eager`) together with a system task that
-  tears it down when the run ends, Ctrl-C included: the warmer stops
-  after its current step and every spare is destroyed, bounded by
-  `STOP_BOUND`; the process's exit does the same for a pool whose run
-  never tore it down. No thread and no interpreter outlives it.
+  tears it down when the run ends, Ctrl-C included: unclaimed spares
+  stop after their current step and destroy their interpreter, bounded
+  by `STOP_BOUND`; a `threading` exit hook does the same for a pool whose
+  run never tore it down. No thread and no interpreter outlives it.
 
 Settings: `TRACTOR_SUBINT_SPARES` (spares kept warm, default 1; 0 turns
 the pool off) and `TRACTOR_SUBINT_EAGER` (1: start filling as soon as a
@@ -41,6 +45,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from typing import (
     Any,
     Callable,
@@ -66,8 +71,10 @@ EAGER: bool = bool(_env_int('TRACTOR_SUBINT_EAGER', 0))
 # what a spare imports ahead, one step at a time: the runtime a child
 # needs to connect back and serve (`_subint` pulls in the child entry)
 WARM_IMPORTS: tuple[str, ...] = ('trio', 'msgspec', 'tractor', 'tractor.spawn._subint')
-# the warmer's niceness (Linux: per thread)
-NICE: int = 10
+# seconds after the last spawn before a spare starts warming, so a new
+# actor boots (connects, handshakes, registers) and a burst of spawns
+# runs without sharing the GIL with an import
+REFILL_DELAY: float = 0.1
 # how long tearing a pool down may take at most (one import step, and
 # destroying the spares)
 STOP_BOUND: float = 2.0
@@ -103,49 +110,75 @@ def _warm_steps() -> list[str]:
     return steps + [f'import {name}\n' for name in WARM_IMPORTS]
 
 
-class Spare:
-    '''
-    An interpreter for one actor: warm, being warmed, or not made yet. A
-    spawn may claim one still being warmed: the warmer hands it over
-    after its current step and the actor's own thread (not niced) runs
-    the steps left, or all of them for a fresh one.
-    '''
+# what a spare runs once a spawn handed it its actor: `job(warm)`, `warm`
+# being `(config kind, interpreter id)`, or `None` to start cold
+Job = Callable[['tuple[str, int]|None'], None]
 
-    def __init__(self, pool: SubintPool, fresh: bool = False) -> None:
+
+class Spare:
+    '''A thread warming an interpreter, to then run one actor in it.'''
+
+    def __init__(self, pool: SubintPool) -> None:
         self.pool = pool
         self.kind: str|None = None
         self.iid: int|None = None
-        self.steps: list[str] = _warm_steps()
-        self.claimed = fresh
-        # set once the warmer let go of it (ready, handed over, or failed)
-        self.handed = threading.Event()
-        self.fresh = fresh
-        if fresh:
-            self.handed.set()
+        self.warm = False
+        self.job: Job|None = None
+        self._wake = threading.Event()
+        self.thread = threading.Thread(
+            target=self._main, name='subint-pool-spare', daemon=True,
+        )
 
-    def finish(self) -> tuple[str, int]|None:
-        '''
-        In the actor's thread: the interpreter, warmed through, or `None`
-        (failed: start cold).
-        '''
-        import _interpreters
+    def run(self, job: Job, name: str) -> threading.Thread:
+        '''For a spawn: this spare runs `job` (the actor), now or once warm.'''
+        with self.pool._lock:
+            self.job = job
+            self.thread.name = name
+            self._wake.set()
+            self.pool._quiet.notify_all()
+        return self.thread
+
+    # -- its thread --
+    def _main(self) -> None:
+        pool = self.pool
         try:
-            self.handed.wait()
-            if self.fresh:
-                self.kind, config = self.pool._config_of()
-                self.iid = _interpreters.create(config)
-            if self.iid is None:
-                return None
-            for step in self.steps:
-                excinfo = _interpreters.exec(self.iid, step)
-                if excinfo is not None:
-                    logger.warning(f'Warming a sub-interpreter failed: {excinfo.formatted}')
-                    _destroy(self.iid)
-                    return None
-            self.steps = []
-            return self.kind, self.iid
-        finally:
-            self.pool._finished_one()
+            pool._wait_quiet(self)
+            ok = self._prepare()
+            pool._prepared(self, ok)
+            while not self._wake.wait(0.5):
+                pass
+        except BaseException as err:
+            logger.error(f'A spare sub-interpreter thread failed: {err!r}')
+            ok = False
+        job = self.job
+        if job is None:
+            # stopped unclaimed
+            if self.iid is not None:
+                _destroy(self.iid)
+            return
+        if not ok and self.iid is not None:
+            _destroy(self.iid)
+            self.iid = None
+        job((self.kind, self.iid) if ok and self.iid is not None else None)
+
+    def _prepare(self) -> bool:
+        '''Create and warm the interpreter; `False`: failed or stopped unclaimed.'''
+        import _interpreters
+        pool = self.pool
+        try:
+            self.kind, config = pool._config_of()
+            self.iid = _interpreters.create(config)
+        except Exception as err:
+            logger.warning(f'Could not create a spare sub-interpreter: {err!r}')
+            return False
+        for step in _warm_steps():
+            if pool._stop.is_set() and self.job is None:
+                return False
+            excinfo = _interpreters.exec(self.iid, step)
+            if excinfo is not None:
+                logger.warning(f'Warming a sub-interpreter failed: {excinfo.formatted}')
+                return False
+        return True
 
 
 class SubintPool:
@@ -156,124 +189,97 @@ class SubintPool:
         self._config_of = config_of
         self._lock = threading.Lock()
         self._ready: list[Spare] = []
+        # the spare warming now (at most one), claimed or not
         self._inflight: Spare|None = None
-        self._warmer: threading.Thread|None = None
         self._stop = threading.Event()
-        # spares claimed by spawns and not warmed through yet: the warmer
-        # waits for them (actors booting come first)
-        self._finishing = 0
-        self._idle = threading.Condition(self._lock)
+        self._quiet = threading.Condition(self._lock)
+        self._last_take = 0.0
+        self._threads: list[threading.Thread] = []
 
-    def take(self) -> Spare:
+    def take(self) -> Spare|None:
         '''
-        A ready spare, else the one being warmed (unless claimed), else a
-        fresh one; then refill in the background. Never blocks.
+        A ready spare, else the one warming (unless claimed), else `None`
+        (spawn cold); then refill in the background. Never blocks.
         '''
         with self._lock:
+            self._last_take = time.monotonic()
             if self._ready:
-                spare = self._ready.pop(0)
+                spare: Spare|None = self._ready.pop(0)
+            elif self._inflight is not None and self._inflight.job is None:
+                spare = self._inflight
             else:
-                self._finishing += 1
-                if self._inflight is not None and not self._inflight.claimed:
-                    spare = self._inflight
-                    spare.claimed = True
-                else:
-                    spare = Spare(self, fresh=True)
+                spare = None
+            if spare is not None:
+                # claimed: `Spare.run()` follows at once
+                spare.job = _claimed
         self.refill()
         return spare
-
-    def _finished_one(self) -> None:
-        with self._lock:
-            self._finishing -= 1
-            self._idle.notify_all()
 
     def refill(self) -> None:
         with self._lock:
             if (
                 self._stop.is_set()
-                or self._warmer is not None
+                or self._inflight is not None
                 or len(self._ready) >= self.spares
             ):
                 return
-            self._warmer = threading.Thread(
-                target=self._warm, name='subint-pool-warmer', daemon=True,
-            )
-            self._warmer.start()
+            spare = self._inflight = Spare(self)
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(spare.thread)
+            spare.thread.start()
 
     @property
     def spare_ids(self) -> list[int]:
-        '''Interpreters the pool holds (ready or being warmed, unclaimed).'''
+        '''Interpreters the pool holds for no actor yet (ready or warming).'''
         with self._lock:
-            spares = self._ready + [self._inflight] if self._inflight else self._ready
-            return [s.iid for s in spares if s.iid is not None and not s.claimed]
+            spares = self._ready + ([self._inflight] if self._inflight else [])
+            return [s.iid for s in spares if s.iid is not None and s.job is None]
 
-    # -- the warmer's thread --
-    def _warm(self) -> None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-        except (OSError, AttributeError):
-            pass
-        while True:
-            with self._lock:
-                while self._finishing > 0 and not self._stop.is_set():
-                    self._idle.wait(0.1)
-                if self._stop.is_set() or len(self._ready) >= self.spares:
-                    self._warmer = None
+    def _wait_quiet(self, spare: Spare) -> None:
+        '''In a new spare's thread: until `REFILL_DELAY` after the last take.'''
+        with self._lock:
+            while spare.job is None and not self._stop.is_set():
+                wait = self._last_take + REFILL_DELAY - time.monotonic()
+                if wait <= 0:
                     return
-                spare = self._inflight = Spare(self)
-            ok = self._prepare(spare)
-            with self._lock:
-                self._inflight = None
-                drop = not ok or (self._stop.is_set() and not spare.claimed)
-                if drop:
-                    iid, spare.iid = spare.iid, None
-                elif not spare.claimed:
-                    self._ready.append(spare)
-                spare.handed.set()
-                if not ok:
-                    # failing: the next take() tries again
-                    self._warmer = None
-            if drop and iid is not None:
-                _destroy(iid)
-            if not ok:
-                return
+                self._quiet.wait(wait)
 
-    def _prepare(self, spare: Spare) -> bool:
-        '''Create and warm `spare` until done, claimed or stopped.'''
-        import _interpreters
-        try:
-            spare.kind, config = self._config_of()
-            spare.iid = _interpreters.create(config)
-        except Exception as err:
-            logger.warning(f'Could not create a spare sub-interpreter: {err!r}')
-            return False
-        while spare.steps:
-            with self._lock:
-                if spare.claimed:
-                    return True
-                if self._stop.is_set():
-                    return True
-            excinfo = _interpreters.exec(spare.iid, spare.steps[0])
-            if excinfo is not None:
-                logger.warning(f'Warming a sub-interpreter failed: {excinfo.formatted}')
-                return False
-            spare.steps.pop(0)
-        return True
+    def _prepared(self, spare: Spare, ok: bool) -> None:
+        with self._lock:
+            self._inflight = None
+            if ok and spare.job is None and not self._stop.is_set():
+                spare.warm = True
+                self._ready.append(spare)
+            elif spare.job is None:
+                # stopped (or failed) unclaimed: its thread ends
+                spare._wake.set()
+        if ok and not self._stop.is_set():
+            # a claimed one runs its actor now; keep the pool full
+            self.refill()
 
     # -- teardown --
     def close(self, bound: float = STOP_BOUND) -> None:
-        '''Blocking: stop the warmer (after its current step), destroy the spares.'''
-        self._stop.set()
+        '''Blocking: unclaimed spares stop (after their current step) and go.'''
         with self._lock:
-            self._idle.notify_all()
-            warmer = self._warmer
-        if warmer is not None and warmer is not threading.current_thread():
-            warmer.join(bound)
-        with self._lock:
+            self._stop.set()
+            self._quiet.notify_all()
             ready, self._ready = self._ready, []
-        for spare in ready:
-            if spare.iid is not None:
-                _destroy(spare.iid)
+            for spare in ready:
+                spare._wake.set()
+            if self._inflight is not None and self._inflight.job is None:
+                self._inflight._wake.set()
+            threads = [
+                t for t in self._threads
+                if t.name == 'subint-pool-spare' and t is not threading.current_thread()
+            ]
+        deadline = time.monotonic() + bound
+        for thread in threads:
+            thread.join(max(0, deadline - time.monotonic()))
+
+
+def _claimed(_warm: Any) -> None:
+    # placeholder job between `take()` and `Spare.run()`
+    raise RuntimeError('a claimed spare was never given its actor')
 
 
 # the pool of the current trio run, with its run's token
@@ -295,9 +301,8 @@ def pool_for_run(config_of: ConfigOf) -> SubintPool|None:
 
 def take(config_of: ConfigOf) -> Spare|None:
     '''
-    For a spawn: a spare (`Spare.finish()` it in the actor's thread), or
-    `None` when the pool is off (create an interpreter as before). Never
-    waits.
+    For a spawn: a spare to `run()` the actor (warm, or warming and
+    running it right after), or `None`: start cold. Never waits.
     '''
     pool = pool_for_run(config_of)
     return pool.take() if pool is not None else None
