@@ -10,11 +10,13 @@ then *is* the actor's thread: a spawn hands a spare its actor
 
 Rules:
 
-* The thread that warms an interpreter runs its actor: `threading` (and
-  so `threading.main_thread()`, which trio and the child's teardown rely
-  on) is first imported there, exactly as in a cold spawn, where the
-  actor's thread imports it. (Warming on a helper thread and running
-  the actor on another broke the in-interpreter kill ladder.)
+* The thread that warms an interpreter runs its actor, so everything
+  the interpreter ever ran ran on that actor's thread, as in a cold
+  spawn. (A first version warmed on a helper thread and ran the actor
+  on another: with it `test_unreachable_child_is_torn_down
+  [dead-channel-shielded]` failed 3 times out of 3, the interrupt ladder
+  not ending the child within the bound; the cause was not pinned down,
+  this design passes.)
 * One interpreter per actor: the actor's thread destroys it when the
   actor ends, as a cold one; interpreter ids never repeat, so nothing
   passes from one actor to the next.
