@@ -312,13 +312,13 @@ def test_shielded_pause_and_post_mortem_in_a_cancelled_scope(spawn):
 
 def test_root_timeout_waits_for_a_child_in_its_crash_repl(spawn):
     '''
-    The root's `fail_after(1)` expires while the child is in its crash
+    The root's `fail_after(2)` expires while the child is in its crash
     REPL: the REPL stays usable well past it, and only after `c` does the
     root tear down and report (the timeout, or the child's error with it).
     '''
     repl = spawn('root_timeout_while_child_crashed')
     repl.prompt(*header(_crash_msg, 'crasher'), "NameError: name 'doggypants'")
-    time.sleep(2.5)
+    time.sleep(3)
     repl.send('p 40 + 2')
     repl.prompt('42')
     repl.send('c')

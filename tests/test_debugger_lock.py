@@ -192,8 +192,9 @@ def test_teardown_waits_for_the_lock(reg_addr, start_method):
                 assert freed_at
                 print(f'lock freed {freed_at[0] - failed_at:.2f}s after the body failed')
                 assert freed_at[0] - failed_at >= hold - 0.3
-                # and the nursery raised only after that
-                assert done_at >= freed_at[0]
+                # and the nursery raised only after that (give or take the
+                # tracker's polling)
+                assert done_at >= freed_at[0] - 0.1
 
     trio.run(main)
 

@@ -20,7 +20,7 @@ async def name_error() -> None:
 
 
 async def main() -> None:
-    with trio.fail_after(1):
+    with trio.fail_after(2):
         async with tractor.open_nursery(debug_mode=True, **tree_kwargs()) as an:
             await an.run_in_actor(name_error, name='crasher')
             await trio.sleep_forever()
