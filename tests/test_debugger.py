@@ -397,3 +397,46 @@ def test_daemon_failure_while_another_is_in_its_repl(spawn):
     assert 'failer' in seen and 'root' in seen, seen
     assert seen[-1] == 'root'
     assert "NameError: name 'doggypants' is not defined" in ''.join(repl.seen)
+
+
+def test_tpdb_drops_a_failing_test_into_crash_repls(start_method, tmp_path):
+    '''
+    `pytest --tpdb -s`: a test whose child crashes stops in the child's
+    crash REPL, then the root's, and still fails afterwards.
+    '''
+    (tmp_path / 'test_crashy.py').write_text(
+        'import tractor\n'
+        'from tractor._testing import tractor_test\n'
+        '\n'
+        'async def crash():\n'
+        '    raise ValueError("crashed under --tpdb")\n'
+        '\n'
+        '@tractor_test(timeout=120)\n'
+        'async def test_crashy(reg_addr, start_method, debug_mode):\n'
+        '    async with tractor.open_nursery() as an:\n'
+        '        await an.run_in_actor(crash, name="crashy_child")\n'
+    )
+    env = dict(os.environ, PYTHON_COLORS='0', NO_COLOR='1')
+    env.pop('TRACTOR_SPAWN_METHOD', None)
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            '-m', 'pytest', '-q', '-s', '--tpdb',
+            '-p', 'tractor._testing.pytest', '-p', 'no:cacheprovider',
+            '--spawn-backend', start_method, 'test_crashy.py',
+        ],
+        cwd=str(tmp_path), env=env, encoding='utf-8', codec_errors='replace',
+        timeout=EXPECT_TIMEOUT, dimensions=(50, 200),
+    )
+    repl = Repl(child)
+    try:
+        repl.prompt(*header(_crash_msg, 'crashy_child'), 'ValueError: crashed under --tpdb')
+        repl.send('c')
+        repl.prompt(*header(_crash_msg, 'root'), 'boxed_type: ValueError')
+        repl.send('c')
+        repl.exits('1 failed', status=1, timeout=60)
+    finally:
+        if child.isalive():
+            # pexpect made it a session leader: its actors go with it
+            os.killpg(child.pid, signal.SIGKILL)
+        child.close(force=True)
