@@ -203,11 +203,12 @@ def test_teardown_waits_for_the_lock(reg_addr, start_method):
 
 def test_pause_outside_debug_mode_is_an_error(reg_addr):
     async def main():
-        async with tractor.open_root_actor(registry_addrs=[reg_addr]):
-            with pytest.raises(RuntimeError, match='debug_mode=True'):
-                await tractor.pause()
-            with pytest.raises(RuntimeError, match='debug_mode=True'):
-                tractor.pause_from_sync()
+        with trio.fail_after(TEST_BOUND):
+            async with tractor.open_root_actor(registry_addrs=[reg_addr]):
+                with pytest.raises(RuntimeError, match='debug_mode=True'):
+                    await tractor.pause()
+                with pytest.raises(RuntimeError, match='debug_mode=True'):
+                    tractor.pause_from_sync()
 
     trio.run(main)
 
@@ -219,9 +220,12 @@ def test_pause_from_sync_without_runtime():
 
 def test_post_mortem_needs_an_exception(reg_addr):
     async def main():
-        async with tractor.open_root_actor(registry_addrs=[reg_addr], debug_mode=True):
-            with pytest.raises(ValueError, match='tb='):
-                await tractor.post_mortem()
+        with trio.fail_after(TEST_BOUND):
+            async with tractor.open_root_actor(
+                registry_addrs=[reg_addr], debug_mode=True,
+            ):
+                with pytest.raises(ValueError, match='tb='):
+                    await tractor.post_mortem()
 
     trio.run(main)
 
@@ -236,16 +240,19 @@ def test_builtin_breakpoint_hook_is_set_and_restored(reg_addr):
     before_hook, before_env = sys.breakpointhook, os.environ.get('PYTHONBREAKPOINT')
 
     async def main():
-        async with tractor.open_root_actor(registry_addrs=[reg_addr]):
-            assert os.environ['PYTHONBREAKPOINT'] == '0'
-            with pytest.raises(RuntimeError, match='debug mode'):
-                breakpoint()
-        assert sys.breakpointhook is before_hook
-        async with tractor.open_root_actor(registry_addrs=[reg_addr], debug_mode=True):
-            assert sys.breakpointhook is tractor.devx.debug._sync_pause_from_builtin
-            assert os.environ['PYTHONBREAKPOINT'] == (
-                'tractor.devx.debug._sync_pause_from_builtin'
-            )
+        with trio.fail_after(TEST_BOUND):
+            async with tractor.open_root_actor(registry_addrs=[reg_addr]):
+                assert os.environ['PYTHONBREAKPOINT'] == '0'
+                with pytest.raises(RuntimeError, match='debug mode'):
+                    breakpoint()
+            assert sys.breakpointhook is before_hook
+            async with tractor.open_root_actor(
+                registry_addrs=[reg_addr], debug_mode=True,
+            ):
+                assert sys.breakpointhook is tractor.devx.debug._sync_pause_from_builtin
+                assert os.environ['PYTHONBREAKPOINT'] == (
+                    'tractor.devx.debug._sync_pause_from_builtin'
+                )
 
     trio.run(main)
     assert sys.breakpointhook is before_hook
@@ -309,12 +316,15 @@ async def hold_debug_lock(secs: float) -> None:
 def test_sync_pause_in_the_trio_thread_needs_greenback(reg_addr):
     '''Without a greenback portal, `breakpoint()` in a trio task says what to enable.'''
     async def main():
-        async with tractor.open_root_actor(registry_addrs=[reg_addr], debug_mode=True):
-            with pytest.raises(RuntimeError, match='maybe_enable_greenback=True'):
-                breakpoint()
-            with pytest.raises(RuntimeError, match='maybe_enable_greenback=True'):
-                tractor.pause_from_sync()
-            # and nothing was left locked
-            assert not root_lock().locked()
+        with trio.fail_after(TEST_BOUND):
+            async with tractor.open_root_actor(
+                registry_addrs=[reg_addr], debug_mode=True,
+            ):
+                with pytest.raises(RuntimeError, match='maybe_enable_greenback=True'):
+                    breakpoint()
+                with pytest.raises(RuntimeError, match='maybe_enable_greenback=True'):
+                    tractor.pause_from_sync()
+                # and nothing was left locked
+                assert not root_lock().locked()
 
     trio.run(main)

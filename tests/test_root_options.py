@@ -98,7 +98,7 @@ def test_debug_filter_decides_on_the_root_crash_repl(reg_addr):
         return False
 
     async def main():
-        with pytest.raises(KeyError, match='filtered'):
+        with trio.fail_after(30), pytest.raises(KeyError, match='filtered'):
             async with tractor.open_root_actor(
                 registry_addrs=[reg_addr], debug_mode=True, debug_filter=no_repl,
             ):
