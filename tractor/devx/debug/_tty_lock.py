@@ -118,6 +118,7 @@ class _RootLockState:
         # set by `_trace` to re-print a REPL prompt of an actor sharing
         # our process (a sub-interpreter child gets no SIGINT of its own)
         self.reprint_prompt: Callable[[], None]|None = None
+        self.trio_token = trio.lowlevel.current_trio_token()
 
     async def acquire(self, owner: tuple) -> None:
         await self.lock.acquire(owner)
@@ -141,7 +142,8 @@ class _RootLockState:
         if held is None or held[1].chan.connected():
             return False
         logger.warning(f'Breaking the stale tty lock of {owner[0]!r} (disconnected)')
-        held[0].cancel()
+        # (we may be in a signal handler: let trio's loop do it)
+        self.trio_token.run_sync_soon(held[0].cancel)
         self._restore_sigint()
         return True
 
@@ -191,7 +193,7 @@ def _shield_root(on: bool) -> None:
 
 
 def _root_lock() -> _RootLockState:
-    '''This root's lock state (created with its runtime, see `_boot`).'''
+    '''This root's lock state (created with its runtime, see `_boot_root`).'''
     if _root_state is None:
         raise RuntimeError('The tty lock lives in the root actor only')
     return _root_state
