@@ -440,3 +440,40 @@ def test_tpdb_drops_a_failing_test_into_crash_repls(start_method, tmp_path):
             # pexpect made it a session leader: its actors go with it
             os.killpg(child.pid, signal.SIGKILL)
         child.close(force=True)
+
+
+def test_killing_the_actor_in_a_repl_frees_the_tree(spawn, start_method):
+    '''
+    The grandchild in its REPL is SIGKILLed from outside: the root frees
+    its (stale) lock at once, no REPL opens for the lock dialog itself,
+    and the death climbs the tree as usual, through the crash REPLs of
+    the middle actor and the root.
+    '''
+    if start_method == 'subint':
+        pytest.skip(
+            'a sub-interpreter actor is no process to SIGKILL; its lock is '
+            'freed on death in test_debugger_lock.py::'
+            'test_lock_is_released_when_its_holder_ends[kill]'
+        )
+    psutil = pytest.importorskip('psutil')
+    repl = spawn('grandchild_breakpoint')
+    repl.prompt(*header(_pause_msg, 'grandchild'))
+    victims = [
+        proc for proc in psutil.Process(repl.child.pid).children(recursive=True)
+        # its process title (a forkserver's command line names the script)
+        if (proc.cmdline() or [''])[0].startswith('_subactor[grandchild@')
+    ]
+    assert len(victims) == 1, victims
+    victims[0].send_signal(signal.SIGKILL)
+    # the middle's task fails from the lost grandchild: its `ActorFailure`
+    # or the `TransportClosed` of the result it was waiting for, whichever
+    # its nursery saw first
+    died = ('was killed by SIGKILL', 'TransportClosed')
+    text = repl.prompt(*header(_crash_msg, 'child'))
+    assert any(why in text for why in died), text[-3000:]
+    assert "('root', '" not in text.split(_crash_msg)[-1].splitlines()[0]
+    repl.send('c')
+    text = repl.prompt(*header(_crash_msg, 'root'))
+    assert any(why in text for why in died), text[-3000:]
+    repl.send('c')
+    repl.exits(status=1)

@@ -239,10 +239,15 @@ async def lock_stdio_for_peer(
             await state.acquire(owner)
             logger.devx(f'tty lock acquired by {uid!r} {subactor_task_uid!r}')
             await ctx.started(LockStatus(subactor_uid=uid, cid=ctx.cid, locked=True))
-            async with ctx.open_stream() as stream:
-                msg = await stream.receive()
-                if not isinstance(msg, LockRelease):
-                    logger.warning(f'Unexpected msg from tty lock holder {uid!r}: {msg!r}')
+            try:
+                async with ctx.open_stream() as stream:
+                    msg = await stream.receive()
+                    if not isinstance(msg, LockRelease):
+                        logger.warning(f'Unexpected msg from tty lock holder {uid!r}: {msg!r}')
+            except Exception as gone:
+                # the holder died or dropped its connection: that is what
+                # frees a stale lock, not an error of ours (no crash REPL)
+                logger.warning(f'tty lock holder {uid!r} went away ({gone!r}); lock released')
     finally:
         state.peer_ctxs.pop(owner, None)
         state.release(owner)
