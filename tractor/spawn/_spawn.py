@@ -86,6 +86,9 @@ class ChildHandle:
     # how long `hard_kill` waits after each escalation step; a backend
     # whose steps act faster than a process exit may use less
     reap_grace: float = REAP_GRACE
+    # how long `hard_kill` waits after `kill()`, when longer than that (a
+    # killed subint actor still ends its own children before it goes)
+    kill_grace: float|None = None
 
     async def wait(self) -> None:
         '''Block until the child has exited.'''
@@ -285,12 +288,13 @@ async def hard_kill(
                 await _debug_hooks.maybe_wait_for_tty()
                 with trio.move_on_after(grace):
                     await handle.wait()
-        for step in (handle.terminate, handle.kill):
+        kill_grace = max(grace, handle.kill_grace or 0)
+        for step, step_grace in ((handle.terminate, grace), (handle.kill, kill_grace)):
             if not handle.alive():
                 break
             logger.warning(f'Actor {uid!r} is still alive; escalating: {step.__name__}()')
             step()
-            with trio.move_on_after(grace):
+            with trio.move_on_after(step_grace):
                 await handle.wait()
         if handle.alive():
             logger.error(

@@ -32,8 +32,10 @@ Teardown ladder (every step bounded)
         child's thread (`PyThreadState_SetAsyncExc` called *from the
         warden*, so it targets the child's interpreter), repeated until
         the thread leaves the runtime;
-    (d) abandon: a third of the bound after `kill()`, `wait()` gives
-        up while `alive()` stays true, so the supervision core logs an
+    (d) abandon: the whole bound after `kill()` (an interrupted actor
+        first ends the children it still runs, within a third of it:
+        `_spawn.end_unreaped_children`), `wait()` gives up while
+        `alive()` stays true, so the supervision core logs an
         error naming the actor and moves on; the thread keeps running
         and destroys the interpreter if the call ever returns. Only code
         blocked in C (e.g. `time.sleep(1e6)`) gets here; if it is still
@@ -43,9 +45,9 @@ Teardown ladder (every step bounded)
 Setting
     `TEARDOWN_BOUND` (seconds, env `TRACTOR_SUBINT_TEARDOWN_BOUND`,
     default 1.5), read when a child is spawned: `hard_kill()` waits a
-    third of it after the graceful phase, after (b) and after (c), so
-    an unresponsive child is abandoned at most this long after the
-    graceful phase gave up.
+    third of it after the graceful phase and after (b), all of it after
+    (c), so an unresponsive child is abandoned at most 5/3 of it after
+    the graceful phase gave up.
 '''
 from __future__ import annotations
 
@@ -355,7 +357,7 @@ def _child_main(
     # children still running in threads of this interpreter (it was
     # interrupted mid-teardown): end them, or destroying the interpreter
     # would strand their threads and their own interpreters for good
-    _spawn.end_unreaped_children(TEARDOWN_BOUND)
+    _spawn.end_unreaped_children(join_bound)
     if outcome == 'interrupted':
         # its abandoned tasks complain when collected; nobody can act on it
         sys.unraisablehook = _noop
@@ -380,6 +382,9 @@ class SubintHandle(ChildHandle):
     def __init__(self, args: SpawnArgs) -> None:
         self.uid = args.uid
         self.reap_grace = TEARDOWN_BOUND / 3
+        # killed, it first ends the children it still runs (within
+        # `reap_grace`), then its interpreter and thread go
+        self.kill_grace = TEARDOWN_BOUND
         self.interp_id: int|None = None
         self.config_kind: str|None = None
         self.outcome: str|None = None
@@ -468,7 +473,7 @@ class SubintHandle(ChildHandle):
     async def wait(self) -> None:
         '''
         Until the thread ended, or until the child was abandoned: killed
-        and still running `reap_grace` later (it stays `alive()`, so the
+        and still running `kill_grace` later (it stays `alive()`, so the
         supervision core reports it), as nothing more can be done.
         '''
         while not self._done.is_set():
@@ -496,7 +501,7 @@ class SubintHandle(ChildHandle):
     def kill(self) -> None:
         if self._abandon_at is None and not self._finished:
             try:
-                self._abandon_at = trio.current_time() + self.reap_grace
+                self._abandon_at = trio.current_time() + self.kill_grace
                 self._killed_or_done.set()
             except RuntimeError:
                 # our actor's run is over (`end_unreaped_children()` on the
