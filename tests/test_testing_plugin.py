@@ -142,14 +142,14 @@ def test_detect_runaway_subactors_per_test(pytester):
     '''A process a test left spinning a CPU is reported after it.'''
     pytester.makepyfile(test_spin='''
         import subprocess, sys
-        import tractor._testing.pytest as plugin
+        import tractor._testing._leak_checks as leak_checks
 
         def test_leaves_a_spinner(
             reap_subactors_per_test,
             detect_runaway_subactors_per_test,
         ):
             # a loaded machine gives a spinner less than a whole CPU
-            plugin.RUNAWAY_CPU_PERCENT = 20.0
+            leak_checks.RUNAWAY_CPU_PERCENT = 20.0
             subprocess.Popen([sys.executable, '-c', 'while True: pass'])
     ''')
     result = run_inner(pytester, '-q')

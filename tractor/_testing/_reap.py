@@ -153,7 +153,12 @@ def is_mp_helper(pid: int) -> bool:
     A long-lived `multiprocessing` helper (forkserver, resource tracker):
     it legitimately outlives a test, until its process exits.
     '''
-    text = ' '.join(_read_cmdline(pid))
+    return is_mp_helper_cmdline(_read_cmdline(pid))
+
+
+def is_mp_helper_cmdline(argv: list[str]) -> bool:
+    '''`is_mp_helper()` for a process whose command line is `argv`.'''
+    text = ' '.join(argv)
     return (
         'multiprocessing.forkserver' in text
         or 'multiprocessing.resource_tracker' in text
