@@ -48,9 +48,11 @@ def _on_sigterm(signum: int, _frame: Any) -> None:
     they would run on as orphans (each of them does the same with its
     own). Its `subint` children end with the process.
     '''
-    _spawn.end_unreaped_children(TERMINATE_CHILDREN_BOUND, processes_only=True)
-    signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)
+    try:
+        _spawn.end_unreaped_children(TERMINATE_CHILDREN_BOUND, processes_only=True)
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
 
 
 def _actor_child_main(

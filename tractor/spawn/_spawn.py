@@ -491,20 +491,29 @@ def end_unreaped_children(timeout: float, processes_only: bool = False) -> None:
     '''
     handles = [
         handle for handle in list(_unreaped)
-        if handle.alive() and (handle.pid is not None or not processes_only)
+        if _alive(handle) and (handle.pid is not None or not processes_only)
     ]
     for step in ('terminate', 'kill'):
         deadline = time.monotonic() + timeout / 2
         for handle in handles:
-            if handle.alive():
+            if _alive(handle):
                 try:
                     getattr(handle, step)()
                 except Exception as err:
                     logger.error(f'Could not {step} {handle!r}: {err!r}')
-        while any(handle.alive() for handle in handles):
+        while any(_alive(handle) for handle in handles):
             if time.monotonic() > deadline:
                 break
             time.sleep(0.01)
+
+
+def _alive(handle: ChildHandle) -> bool:
+    # called from a signal handler or after our trio run: a handle that
+    # cannot even tell (its trio bookkeeping refuses) is taken as gone
+    try:
+        return handle.alive()
+    except Exception:
+        return False
 
 
 async def _give_up_on(portal: Portal, uid: tuple[str, str], handle: ChildHandle) -> None:
