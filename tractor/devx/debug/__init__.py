@@ -28,6 +28,7 @@ from ._trace import (
     _crash_msg as _crash_msg,
     _pause_msg as _pause_msg,
     _repl_fail_msg as _repl_fail_msg,
+    _set_trace as _set_trace,
     _sync_pause_from_builtin as _sync_pause_from_builtin,
     breakpoint as breakpoint,
     pause as pause,
