@@ -477,3 +477,13 @@ def test_killing_the_actor_in_a_repl_frees_the_tree(spawn, start_method):
     assert any(why in text for why in died), text[-3000:]
     repl.send('c')
     repl.exits(status=1)
+
+
+def test_breakpoint_in_an_asyncio_task_of_an_infected_child(spawn):
+    pytest.importorskip('greenback')
+    repl = spawn('asyncio_bp')
+    repl.prompt(*header(_pause_msg, 'aio_child'), '-> return doubled')
+    repl.send('p doubled')
+    repl.prompt('42')
+    repl.send('c')
+    repl.exits('root got: asyncio side returned 42', status=0)

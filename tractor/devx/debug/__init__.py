@@ -29,11 +29,13 @@ from ._trace import (
     _pause_msg as _pause_msg,
     _repl_fail_msg as _repl_fail_msg,
     _set_trace as _set_trace,
-    _sync_pause_from_builtin as _sync_pause_from_builtin,
     breakpoint as breakpoint,
     pause as pause,
-    pause_from_sync as pause_from_sync,
     post_mortem as post_mortem,
+)
+from ._sync import (
+    _sync_pause_from_builtin as _sync_pause_from_builtin,
+    pause_from_sync as pause_from_sync,
 )
 from ._crash_handler import (
     maybe_open_crash_handler as maybe_open_crash_handler,

@@ -17,7 +17,7 @@ import trio
 from tractor.runtime import _state
 from tractor.trionics._taskc import BoxedMaybeException
 
-from . import _trace
+from . import _sync
 
 
 def _matches(err: BaseException, types: Any) -> bool:
@@ -48,7 +48,7 @@ def open_crash_handler(
         if not _matches(err, catch) or _matches(err, ignore):
             raise
         box.value = err
-        _trace.sync_post_mortem(err, repl_fixture=repl_fixture)
+        _sync.sync_post_mortem(err, repl_fixture=repl_fixture)
         reraise = box.raise_on_exit
         if reraise is True or (
             reraise and not isinstance(reraise, bool) and _matches(err, reraise)

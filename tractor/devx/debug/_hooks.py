@@ -22,6 +22,7 @@ from tractor.runtime import (
 )
 
 from . import (
+    _sync,
     _trace,
     _tty_lock,
 )
@@ -125,7 +126,7 @@ def _install_breakpoint(actor: Any, debug: bool) -> None:
     '''The builtin `breakpoint()`: our REPL in debug mode, else refused.'''
     prev_hook = sys.breakpointhook
     sys.breakpointhook = (
-        _trace._sync_pause_from_builtin if debug else _trace._no_breakpoint
+        _sync._sync_pause_from_builtin if debug else _sync._no_breakpoint
     )
 
     def _restore_hook() -> None:

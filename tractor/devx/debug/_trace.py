@@ -1,6 +1,6 @@
 '''
 REPL sessions: `pause()`, `post_mortem()`, the crash REPL of a failed RPC
-task, and the sync entries (`pause_from_sync()`, builtin `breakpoint()`).
+task (the sync entries, which end up here too, are in `_sync`).
 
 A session first takes this actor's local lock (tasks of one actor queue),
 then the tree-wide tty lock (directly in the root, through a context on
@@ -16,10 +16,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import (
-    Any,
-    Callable,
-)
+from typing import Any
 
 import trio
 
@@ -27,7 +24,6 @@ from tractor import log
 from tractor._exceptions import (
     ContextCancelled,
     DebugRequestError,
-    NoRuntime,
 )
 from tractor.discovery._api import get_root
 from tractor.runtime import _state
@@ -173,10 +169,14 @@ def _end_session() -> None:
         session.release.set()
         status.local_lock.release()
 
-    if threading.get_ident() == session.thread:
+    if threading.get_ident() != session.thread:
+        trio.from_thread.run_sync(_hand_back, trio_token=session.trio_token)
+    elif _in_trio_thread():
         _hand_back()
     else:
-        trio.from_thread.run_sync(_hand_back, trio_token=session.trio_token)
+        # trio's thread but outside trio (an asyncio task of an infected
+        # actor): trio objects are only touched from trio's own loop
+        session.trio_token.run_sync_soon(_hand_back)
 
 
 def _shield_sigint(actor: Any, status: _ActorDebugState) -> None:
@@ -393,133 +393,3 @@ async def _crash_repl(actor: Any, err: BaseException, ctx: Any) -> None:
     except Exception as repl_err:
         # e.g. no terminal to read: never let the REPL mask the crash
         logger.exception(f'{_repl_fail_msg}for {err!r}: {repl_err!r}')
-
-
-# -- sync entry points --
-
-def _sync_acquire(kind: str) -> _Session:
-    '''Take the locks from sync code: greenback in trio's thread, else a trip to it.'''
-    actor = _state.current_actor()
-    if _in_trio_thread():
-        from tractor.devx._greenback import import_greenback
-        try:
-            greenback = import_greenback()
-        except ModuleNotFoundError as err:
-            raise RuntimeError(
-                'A sync pause from the trio thread needs `greenback` '
-                '(`pip install "tractor[devx]"`) and '
-                '`maybe_enable_greenback=True`'
-            ) from err
-        if not greenback.has_portal():
-            raise RuntimeError(
-                'This task has no greenback portal: open the root with '
-                '`maybe_enable_greenback=True` to pause from sync code'
-            )
-        return greenback.await_(_acquire(kind, _task_uid()))
-    thread = threading.current_thread()
-    try:
-        return trio.from_thread.run(
-            _acquire, kind, (thread.name, thread.ident),
-            trio_token=actor._trio_token,
-        )
-    except RuntimeError as err:
-        if 'trio thread' not in str(err) and 'blocking function' not in str(err):
-            raise
-        # the trio thread, outside any trio task: an asyncio task of an
-        # `infect_asyncio` actor
-        raise RuntimeError(
-            'A sync pause from an asyncio task (`infect_asyncio=True`) is not '
-            'supported: `await tractor.pause()` from the trio side, or pause '
-            'from a worker thread'
-        ) from err
-
-
-def pause_from_sync(
-    hide_tb: bool = True,
-    called_from_builtin: bool = False,
-    api_frame: Any = None,
-    allow_no_runtime: bool = False,
-    **kwargs: Any,
-) -> None:
-    '''
-    `pause()` for sync code: from a `trio.to_thread` worker thread, or
-    from trio's own thread through `greenback` (needs
-    `maybe_enable_greenback=True`). Without a runtime it raises `NoRuntime`
-    unless `allow_no_runtime`, then it is a plain (unlocked) REPL.
-    '''
-    __tracebackhide__: bool = hide_tb
-    frame = api_frame or sys._getframe(1)
-    actor = _state.current_actor(err_on_no_runtime=False)
-    if actor is None:
-        if not allow_no_runtime:
-            raise NoRuntime(
-                '`pause_from_sync()` needs a running actor (or '
-                '`allow_no_runtime=True` for a plain REPL)'
-            )
-        from ._repl import mk_pdb
-        _set_trace(mk_pdb(**kwargs), frame)
-        return
-    _need_debug_mode('`tractor.pause_from_sync()`')
-    status = _state_for_actor()
-    session = status.session
-    me = _task_uid() if _in_trio_thread() else (
-        threading.current_thread().name, threading.get_ident()
-    )
-    if session is not None and session.owner[1] == me:
-        _set_trace(session.repl, frame)
-        return
-    session = _sync_acquire('pause')
-    from ._repl import mk_pdb
-    session.repl = repl = mk_pdb(**kwargs)
-    who = (
-        repr(trio.lowlevel.current_task()) if _in_trio_thread()
-        else f'thread {threading.current_thread().name!r}'
-    )
-    logger.pdb(_header(_pause_msg, actor, who))
-    _set_trace(repl, frame)
-
-
-def _sync_pause_from_builtin(*args: Any, **kwargs: Any) -> None:
-    '''What builtin `breakpoint()` calls in a debug-mode actor.'''
-    __tracebackhide__: bool = True
-    pause_from_sync(called_from_builtin=True, api_frame=sys._getframe(1), **kwargs)
-
-
-def _no_breakpoint(*args: Any, **kwargs: Any) -> None:
-    raise RuntimeError(
-        'Builtin `breakpoint()` inside a tractor actor needs debug mode '
-        '(`debug_mode=True`) so that actors share the terminal one at a '
-        'time; to break from the trio thread also install `greenback` and '
-        'pass `maybe_enable_greenback=True` (or `await tractor.pause()`)'
-    )
-
-
-def sync_post_mortem(err: BaseException, repl_fixture: Callable|None = None) -> None:
-    '''
-    A post-mortem REPL from sync code: locked when a runtime runs (and we
-    can reach its loop), a plain one otherwise (pre-runtime / CLI code).
-    '''
-    from ._repl import mk_pdb
-    actor = _state.current_actor(err_on_no_runtime=False)
-    session = None
-    if actor is not None and _state.debug_mode():
-        try:
-            session = _sync_acquire('crash')
-        except RuntimeError as why:
-            logger.warning(f'Opening an unlocked REPL: {why}')
-    try:
-        repl = mk_pdb()
-        if session is not None:
-            session.repl = repl
-        where = actor.aid.uid if actor is not None else f'pid {os.getpid()}'
-        logger.pdb(f'{_crash_msg}\n{where!r}\n{_format_tb(err)}')
-        if repl_fixture is not None:
-            with repl_fixture():
-                repl.reset()
-                repl.interaction(None, err.__traceback__)
-        else:
-            repl.reset()
-            repl.interaction(None, err.__traceback__)
-    finally:
-        if session is not None:
-            _end_session()
