@@ -19,6 +19,7 @@ import trio
 
 from tractor import log
 from tractor._exceptions import NoRuntime
+from tractor.devx._greenback import import_greenback
 from tractor.runtime import _state
 
 from ._trace import (
@@ -43,7 +44,6 @@ def _sync_acquire(kind: str) -> _Session:
     '''Take the locks from sync code: greenback in trio's thread, else a trip to it.'''
     actor = _state.current_actor()
     if _in_trio_thread():
-        from tractor.devx._greenback import import_greenback
         try:
             greenback = import_greenback()
         except ModuleNotFoundError as err:
@@ -86,7 +86,6 @@ def _acquire_from_asyncio(kind: str, task: Any, actor: Any) -> _Session:
     greenback portal.
     '''
     import asyncio
-    from tractor.devx._greenback import import_greenback
     try:
         greenback = import_greenback()
     except ModuleNotFoundError as err:
