@@ -167,10 +167,14 @@ async def job_burst(backend: str, tpt: str, count: int = 16) -> dict:
 
 
 async def job_ipc(backend: str, tpt: str, rpc_n: int, oneway_n: int, echo_n: int) -> dict:
+    import trio
     import tractor
     async with tractor.open_root_actor(**_root_kwargs(backend, tpt)):
         async with tractor.open_nursery() as an:
             portal = await an.start_actor('ipc', enable_modules=[__name__])
+            # steady state: whatever a backend does after a spawn (the
+            # subint pool warming its next spare) is over
+            await trio.sleep(0.5)
             for _ in range(200):
                 await portal.run(noop)
             rtts = []
@@ -369,18 +373,16 @@ def _pingpong(tpt: str, rounds: int) -> float:
     return took
 
 
-def job_memfloor(kind: str) -> dict:
-    if kind == 'subint':
-        import _interpreters  # noqa: F811
-        before = _pss_kib(os.getpid())
-        iid = _interpreters.create('legacy')
-        _interpreters.exec(iid, f'import sys\nsys.path[:] = {sys.path!r}\nimport trio, msgspec')
-        time.sleep(0.2)
-        took = (_pss_kib(os.getpid()) - before) / 1024
-        _interpreters.destroy(iid)
-        return {'mem_subint': [took]}
-    import trio, msgspec  # noqa: F401,E401
-    return {'mem_proc': [_pss_kib(os.getpid()) / 1024]}
+def job_memfloor_subint() -> dict:
+    '''PSS a legacy sub-interpreter holding trio + msgspec adds.'''
+    import _interpreters
+    before = _pss_kib(os.getpid())
+    iid = _interpreters.create('legacy')
+    _interpreters.exec(iid, f'import sys\nsys.path[:] = {sys.path!r}\nimport trio, msgspec')
+    time.sleep(0.2)
+    took = (_pss_kib(os.getpid()) - before) / 1024
+    _interpreters.destroy(iid)
+    return {'mem_subint': [took]}
 
 
 # run with `python -c`: this script imports tractor itself
@@ -416,8 +418,8 @@ def run_job(args: argparse.Namespace) -> None:
             out = trio.run(job_memory, backend, tpt)
     elif name == 'floors':
         out = job_floors(backend, tpt)
-    elif name.startswith('memfloor-'):
-        out = job_memfloor(name.removeprefix('memfloor-'))
+    elif name == 'memfloor-subint':
+        out = job_memfloor_subint()
     else:
         raise SystemExit(f'unknown job {name!r}')
     print('JOB ' + json.dumps(out), flush=True)
