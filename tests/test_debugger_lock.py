@@ -7,6 +7,7 @@ errors a misuse gets, and `import tractor` staying free of `pdb`.
 '''
 from __future__ import annotations
 
+import io
 import subprocess
 from functools import partial
 import sys
@@ -326,5 +327,220 @@ def test_sync_pause_in_the_trio_thread_needs_greenback(reg_addr):
                     tractor.pause_from_sync()
                 # and nothing was left locked
                 assert not root_lock().locked()
+
+    trio.run(main)
+
+
+# -- re-entry and cancelled scopes (spec §9.2) --
+
+def test_repl_inside_acquire_debug_lock_keeps_the_lock(reg_addr):
+    '''
+    The task holding the lock through `acquire_debug_lock()` pauses and
+    post-mortems inside the block: both REPLs open in its session (taking
+    the lock again would wait for itself), and `c` leaves the lock to the
+    block, which releases it on exit.
+    '''
+    async def main():
+        with trio.fail_after(TEST_BOUND):
+            async with tractor.open_root_actor(
+                registry_addrs=[reg_addr], debug_mode=True,
+            ):
+                out = io.StringIO()
+                async with tractor.devx.acquire_debug_lock(tractor.current_actor().aid.uid):
+                    await tractor.pause(stdin=io.StringIO('p 6 * 7\nc\n'), stdout=out)
+                    assert holder_name() == 'root'
+                    try:
+                        raise KeyError('inspected in the block')
+                    except KeyError:
+                        await tractor.post_mortem(stdin=io.StringIO('p 7 * 8\nc\n'), stdout=out)
+                    assert holder_name() == 'root'
+                assert not root_lock().locked()
+                assert '42' in out.getvalue() and '56' in out.getvalue()
+
+    trio.run(main)
+
+
+async def unshielded_pause_in_cancelled_scope() -> bool:
+    with trio.CancelScope() as cs:
+        cs.cancel()
+        await tractor.pause()
+        raise AssertionError('pause() returned in a cancelled scope')
+    return cs.cancelled_caught
+
+
+def test_unshielded_pause_in_a_cancelled_scope_raises_cancelled(reg_addr, start_method):
+    '''
+    `pause()` without `shield=True` from a cancelled scope, in the root
+    and in a child: `trio.Cancelled` (caught by that scope), no lock taken.
+    '''
+    async def main():
+        with trio.fail_after(TEST_BOUND):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method), debug_mode=True,
+            ) as an:
+                assert await unshielded_pause_in_cancelled_scope()
+                assert not root_lock().locked()
+                child = await an.start_actor('canceller', enable_modules=[__name__])
+                assert await child.run(unshielded_pause_in_cancelled_scope)
+                assert not root_lock().locked()
+                await an.cancel()
+
+    trio.run(main)
+
+
+# -- refusals (spec §9.5, point 4) --
+
+async def take_then_drop() -> bool:
+    '''Take the root's lock, then drop the connection without a `LockRelease`.'''
+    task = trio.lowlevel.current_task()
+    dropped = False
+    try:
+        async with get_root() as portal:
+            async with portal.open_context(
+                _tty_lock.lock_stdio_for_peer,
+                subactor_task_uid=(task.name, id(task)),
+            ) as (ctx, status):
+                assert status.locked
+                await portal.chan.aclose()
+                dropped = True
+                with trio.move_on_after(TEST_BOUND / 3):
+                    await trio.sleep_forever()
+    except Exception:
+        pass  # the dialog ends badly: that is the point
+    return dropped
+
+
+async def try_the_lock() -> str:
+    '''Take the tree lock for a moment like a REPL would; say what happened.'''
+    try:
+        async with tractor.devx.acquire_debug_lock(tractor.current_actor().aid.uid):
+            return 'locked'
+    except tractor._exceptions.DebugRequestError as err:
+        return f'refused: {err}'
+
+
+def test_a_disconnected_holder_never_gets_the_lock_again(reg_addr, start_method):
+    '''
+    A holder whose connection drops loses the lock at once and is refused
+    from then on; a holder that released normally may lock again, and
+    other actors are not affected.
+    '''
+    async def main():
+        with trio.fail_after(TEST_BOUND):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method), debug_mode=True,
+            ) as an:
+                dropper = await an.start_actor('dropper', enable_modules=[__name__])
+                other = await an.start_actor('other', enable_modules=[__name__])
+                assert await dropper.run(take_tty_lock, hold=0)
+                assert await dropper.run(try_the_lock) == 'locked'
+                assert await dropper.run(take_then_drop)
+                await wait_until(lambda: not root_lock().locked(), 'freed')
+                outcome = await dropper.run(try_the_lock)
+                assert outcome.startswith('refused'), outcome
+                assert not root_lock().locked()
+                assert await other.run(try_the_lock) == 'locked'
+                await an.cancel()
+
+    trio.run(main)
+
+
+async def lock_once_cancelled(path: str) -> None:
+    '''Sleep until cancelled, then (shielded) try the lock; note the outcome in `path`.'''
+    from pathlib import Path
+    Path(f'{path}.started').touch()
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            Path(path).write_text(await try_the_lock())
+
+
+def test_the_root_refuses_an_actor_it_is_cancelling(reg_addr, start_method, tmp_path):
+    '''
+    An actor the root asked to cancel wants the lock while it cancels
+    (a pause or crash REPL in a `finally`): refused, a REPL there would be
+    torn down under the user.
+    '''
+    note = tmp_path / 'outcome'
+
+    async def main():
+        with trio.fail_after(TEST_BOUND):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method), debug_mode=True,
+            ) as an:
+                victim = await an.start_actor('victim', enable_modules=[__name__])
+                holders: list[str] = []
+                async with trio.open_nursery() as tn:
+                    async def track() -> None:
+                        while True:
+                            if (name := holder_name()) and name not in holders:
+                                holders.append(name)
+                            await trio.sleep(0.005)
+
+                    async def run_victim() -> None:
+                        try:
+                            await victim.run(lock_once_cancelled, path=str(note))
+                        except Exception:
+                            pass  # cancelled: that is the point
+
+                    tn.start_soon(track)
+                    tn.start_soon(run_victim)
+                    await wait_until(
+                        lambda: (tmp_path / 'outcome.started').exists(), 'victim running',
+                    )
+                    await victim.cancel_actor(timeout=TEST_BOUND / 3)
+                    await wait_until(note.exists, 'victim noted its outcome')
+                    tn.cancel_scope.cancel()
+                assert note.read_text().startswith('refused'), note.read_text()
+                assert 'victim' not in holders
+                assert not root_lock().locked()
+                await an.cancel()
+
+    trio.run(main)
+
+
+def test_a_queued_request_leaves_the_queue_when_its_actor_is_cancelled(
+    reg_addr, start_method,
+):
+    '''
+    An actor waiting in the root's queue for the lock is cancelled: its
+    request leaves the queue (it is not handed the lock once the holder is
+    done), and cancelling it does not wait for the lock it never got.
+    '''
+    async def main():
+        with trio.fail_after(TEST_BOUND):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method), debug_mode=True,
+            ) as an:
+                holder = await an.start_actor('holder', enable_modules=[__name__])
+                queued = await an.start_actor('queued', enable_modules=[__name__])
+                holders: list[str] = []
+                async with trio.open_nursery() as tn:
+                    async def track() -> None:
+                        while True:
+                            if (name := holder_name()) and name not in holders:
+                                holders.append(name)
+                            await trio.sleep(0.005)
+
+                    async def run_quietly(portal, func, **kwargs) -> None:
+                        try:
+                            await portal.run(func, **kwargs)
+                        except Exception:
+                            pass  # cancelled: that is the point
+
+                    tn.start_soon(track)
+                    tn.start_soon(partial(run_quietly, holder, take_tty_lock, hold=None))
+                    await wait_until(lambda: holder_name() == 'holder', 'held')
+                    tn.start_soon(partial(run_quietly, queued, try_the_lock))
+                    await wait_until(lambda: len(root_lock()._waiters) == 1, 'queued')
+                    assert await queued.cancel_actor(timeout=TEST_BOUND / 3)
+                    await wait_until(lambda: not root_lock()._waiters, 'left the queue')
+                    assert holder_name() == 'holder'
+                    await holder.cancel_actor(timeout=TEST_BOUND / 3)
+                    await wait_until(lambda: not root_lock().locked(), 'freed')
+                    tn.cancel_scope.cancel()
+                assert holders == ['holder']
+                await an.cancel()
 
     trio.run(main)

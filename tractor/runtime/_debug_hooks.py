@@ -17,6 +17,7 @@ from typing import (
 
 if TYPE_CHECKING:
     from tractor._context import Context
+    from tractor.ipc import Channel
     from ._runtime import Actor
 
 
@@ -46,6 +47,19 @@ class DebuggerHooks(Protocol):
 
     async def wait_for_local_repl(self) -> None:
         '''Block while a task of this actor is in a REPL (or waits for one).'''
+
+    def peer_disconnected(self, chan: Channel, graceful: bool) -> None:
+        '''
+        A peer's channel, served by this actor, ended (`graceful`: the peer
+        closed it at a message boundary). Once per connection, sync.
+        '''
+
+    async def before_ctx_cancel(self, ctx: Context) -> None:
+        '''
+        `Portal.open_context()` is about to cancel the peer's side of `ctx`
+        (its block ended with an error): wait for a REPL open in the tree
+        to end first, so it is not cancelled under the user.
+        '''
 
 
 installed: DebuggerHooks|None = None

@@ -38,7 +38,10 @@ from tractor.msg.types import (
     Return,
 )
 
-from . import _state
+from . import (
+    _debug_hooks,
+    _state,
+)
 from ._rpc import process_messages
 
 if TYPE_CHECKING:
@@ -305,6 +308,9 @@ class Portal:
                         raise
                 except BaseException as err:
                     ctx._local_error = err
+                    if (hooks := _debug_hooks.installed) is not None:
+                        # debug mode: not under a REPL (the child's) in use
+                        await hooks.before_ctx_cancel(ctx)
                     try:
                         await ctx.cancel()
                     except TransportClosed as tc:

@@ -49,7 +49,10 @@ from tractor.msg.types import (
     StartAck,
 )
 
-from . import _state
+from . import (
+    _debug_hooks,
+    _state,
+)
 from ._portal import (
     Portal,
     open_portal,
@@ -438,7 +441,12 @@ class Actor:
     # -- serving peers --
     async def _serve_peer(self, chan: Channel) -> None:
         '''Called by the IPC server for every connected peer.'''
-        await process_messages(self, chan)
+        graceful = False
+        try:
+            graceful = await process_messages(self, chan)
+        finally:
+            if (hooks := _debug_hooks.installed) is not None:
+                hooks.peer_disconnected(chan, graceful)  # the root's tty lock
 
     async def _serve_parent(
         self,

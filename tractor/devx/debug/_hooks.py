@@ -62,6 +62,13 @@ class _RootHooks:
     async def wait_for_local_repl(self) -> None:
         await _wait_local()
 
+    def peer_disconnected(self, chan: Any, graceful: bool) -> None:
+        _tty_lock.peer_disconnected(chan, graceful)
+
+    async def before_ctx_cancel(self, ctx: Any) -> None:
+        if not _is_lock_dialog(ctx):
+            await self.wait_for_tty()
+
 
 class _SubactorHooks:
     '''In a subactor: ask the root (debug mode only, never per message).'''
@@ -84,6 +91,22 @@ class _SubactorHooks:
 
     async def wait_for_local_repl(self) -> None:
         await _wait_local()
+
+    def peer_disconnected(self, chan: Any, graceful: bool) -> None:
+        pass
+
+    async def before_ctx_cancel(self, ctx: Any) -> None:
+        if not _is_lock_dialog(ctx):
+            await self.wait_for_tty()
+
+
+def _is_lock_dialog(ctx: Any) -> bool:
+    '''
+    A dialog of the debugger's own with the root (lock request, lock
+    query): cancelling it never waits for the lock, it would wait for
+    itself (a cancelled request still queued would be handed the lock).
+    '''
+    return str(ctx._nsf).startswith(f'{_tty_lock.__name__}:')
 
 
 async def _wait_local() -> None:

@@ -32,8 +32,8 @@ from ._trace import (
     _in_trio_thread,
     _need_debug_mode,
     _pause_msg,
+    _reentered,
     _set_trace,
-    _state_for_actor,
     _task_uid,
 )
 
@@ -95,8 +95,10 @@ def _acquire_from_asyncio(kind: str, task: Any, actor: Any) -> _Session:
         ) from err
     if not greenback.has_portal():
         raise RuntimeError(
-            'This asyncio task has no greenback portal: '
-            '`await greenback.ensure_portal()` in it first'
+            'This asyncio task has no greenback portal: run the tree with '
+            '`maybe_enable_greenback=True` (the tasks `tractor.to_asyncio` '
+            'starts then get one), or `await greenback.ensure_portal()` in '
+            'it first'
         )
     loop = asyncio.get_running_loop()
     done: asyncio.Future = loop.create_future()
@@ -148,26 +150,20 @@ def pause_from_sync(
         _set_trace(mk_pdb(**kwargs), frame)
         return
     _need_debug_mode('`tractor.pause_from_sync()`')
-    status = _state_for_actor()
-    session = status.session
     if _in_trio_thread():
         me = _task_uid()
+        who = repr(trio.lowlevel.current_task())
     elif (task := _current_asyncio_task()) is not None:
         me = (task.get_name(), id(task))
+        who = f'asyncio task {task.get_name()!r}'
     else:
         me = (threading.current_thread().name, threading.get_ident())
-    if session is not None and session.owner[1] == me:
-        _set_trace(session.repl, frame)
+        who = f'thread {threading.current_thread().name!r}'
+    if _reentered(me, frame, actor, who, **kwargs):
         return
     session = _sync_acquire('pause')
     from ._repl import mk_pdb
     session.repl = repl = mk_pdb(**kwargs)
-    if _in_trio_thread():
-        who = repr(trio.lowlevel.current_task())
-    elif (task := _current_asyncio_task()) is not None:
-        who = f'asyncio task {task.get_name()!r}'
-    else:
-        who = f'thread {threading.current_thread().name!r}'
     logger.pdb(_header(_pause_msg, actor, who))
     _set_trace(repl, frame)
 

@@ -122,6 +122,11 @@ async def _request_root_lock(
             return
         if isinstance(err, DebugRequestError):
             raise
+        if isinstance(err, ContextCancelled) and err.canceller != actor.aid.uid:
+            raise DebugRequestError(
+                f'The root refused the tty lock to {actor.aid.uid!r}: it is '
+                'cancelling, or tearing this actor down (see its log)'
+            ) from err
         raise DebugRequestError(
             f'{actor.aid.uid!r} could not get the tty lock from the root: {err!r}'
         ) from err
@@ -144,7 +149,7 @@ async def _acquire(kind: str, task_uid: tuple) -> _Session:
         raise
     status.session = session
     from . import _repl
-    _repl._on_release = _end_session
+    _repl._on_release = _repl_ended
     _shield_sigint(actor, status)
     return session
 
@@ -241,6 +246,60 @@ def _set_trace(repl: Any, frame: Any) -> None:
     repl.start_trace()
 
 
+def _reentered(me: tuple, frame: Any, actor: Any, who: str, **kwargs: Any) -> bool:
+    '''
+    Whether `me` already holds this actor's session, in which case there
+    is nothing to take: a pause by the task already in the REPL (the user
+    stepped onto another `pause()`) is a no-op, the REPL goes on as the
+    user drives it; inside an `acquire_debug_lock()` block (locks held, no
+    REPL yet) the REPL opens within that session.
+    '''
+    session = _held_by(me)
+    if session is None:
+        return False
+    if session.repl is None:
+        from ._repl import mk_pdb
+        session.repl = repl = mk_pdb(**kwargs)
+        logger.pdb(_header(_pause_msg, actor, who))
+        _set_trace(repl, frame)
+    else:
+        logger.devx(f'{who} is already in the REPL: re-entrant pause ignored')
+    return True
+
+
+def _held_by(me: tuple) -> _Session|None:
+    '''This actor's session if `me` holds it.'''
+    status = _status
+    session = status.session if status is not None else None
+    if session is None or session.ended or session.owner[1] != me:
+        return None
+    return session
+
+
+def _stop_tracing(repl: Any) -> None:
+    try:
+        repl.stop_trace()
+    except Exception:
+        sys.settrace(None)
+
+
+def _repl_ended() -> None:
+    '''
+    The user ended a REPL (`c`/`q`): the session ends with it, unless the
+    REPL was opened inside an `acquire_debug_lock()` block, which keeps
+    the locks until it exits.
+    '''
+    status = _status
+    session = status.session if status is not None else None
+    if session is not None and session.kind == 'lock' and not session.ended:
+        repl, session.repl = session.repl, None
+        if repl is not None:
+            from ._repl import close_tty
+            close_tty(repl)
+        return
+    _end_session()
+
+
 def _need_debug_mode(what: str) -> None:
     if not _state.debug_mode():
         raise RuntimeError(
@@ -253,12 +312,8 @@ async def _pause(frame: Any, *, repl_fixture: Any = None, **kwargs: Any) -> None
     '''Lock the tty for this task and stop at `frame`'s next line.'''
     actor = _state.current_actor()
     _need_debug_mode('`tractor.pause()`')
-    status = _state_for_actor()
     task = trio.lowlevel.current_task()
-    session = status.session
-    if session is not None and session.owner[1] == _task_uid():
-        # already ours (e.g. stepping onto another pause): just stop again
-        _set_trace(session.repl, frame)
+    if _reentered(_task_uid(), frame, actor, repr(task), **kwargs):
         return
     try:
         session = await _acquire('pause', _task_uid())
@@ -342,7 +397,15 @@ async def _post_mortem(
     actor = _state.current_actor()
     task = trio.lowlevel.current_task()
     with trio.CancelScope(shield=True):
-        session = await _acquire('crash', _task_uid())
+        session = _held_by(_task_uid())
+        keep_lock = session is not None and session.kind == 'lock'
+        if session is None:
+            session = await _acquire('crash', _task_uid())
+        elif session.repl is not None:
+            # this task stepped from its pause REPL into a crash (its
+            # session is ours already: taking the locks again would wait
+            # for ourselves); the post-mortem replaces the stepping REPL
+            _stop_tracing(session.repl)
         try:
             from ._repl import mk_pdb
             session.repl = repl = mk_pdb(**kwargs)
@@ -353,7 +416,11 @@ async def _post_mortem(
             repl.reset()
             repl.interaction(None, tb)
         finally:
-            _end_session()
+            if keep_lock:
+                # an `acquire_debug_lock()` block: it releases on its exit
+                _repl_ended()
+            else:
+                _end_session()
         # let the requester hand the root its lock back before we go on
         await trio.lowlevel.checkpoint()
 

@@ -119,6 +119,11 @@ class _RootLockState:
         # our process (a sub-interpreter child gets no SIGINT of its own)
         self.reprint_prompt: Callable[[], None]|None = None
         self.trio_token = trio.lowlevel.current_trio_token()
+        # peers that never get the lock again: they disconnected (while
+        # holding it, or a channel of theirs dropped or was torn down by
+        # us); an actor's uid is unique to its life, so this only ever
+        # refuses the remains of one that is going or gone
+        self.blocked: set[tuple[str, str]] = set()
 
     async def acquire(self, owner: tuple) -> None:
         await self.lock.acquire(owner)
@@ -212,6 +217,50 @@ def _boot_root(actor: Any) -> None:
     actor.lifetime_stack.callback(_drop)
 
 
+def _refusal(ctx: Context) -> str|None:
+    '''
+    Why the root will not give the lock to the peer behind `ctx` (`None`:
+    it may have it): the root is cancelling, the peer disconnected before,
+    or the root is tearing down a channel of that peer (it asked the peer
+    to cancel, or the channel is going): a REPL opened there now would be
+    torn down under the user.
+    '''
+    actor = _state.current_actor()
+    uid = ctx.chan.aid.uid
+    if actor.cancel_called:
+        return 'the root is cancelling'
+    if uid in _root_lock().blocked:
+        return 'it disconnected from the root before'
+    server = actor.ipc_server
+    for chan in (server._peers.get(uid, ()) if server is not None else ()):
+        if chan._cancel_called:
+            return 'the root is cancelling it'
+        if chan is not ctx.chan and not chan.connected():
+            return 'the root is tearing down its channel'
+    return None
+
+
+async def _refuse(ctx: Context, why: str) -> None:
+    '''Cancel the peer's lock request (it gets a `ContextCancelled`).'''
+    logger.warning(f'Refusing the tty lock to {ctx.chan.aid.uid!r}: {why}')
+    await ctx.cancel()
+    await trio.lowlevel.checkpoint()
+
+
+def peer_disconnected(chan: Any, graceful: bool) -> None:
+    '''
+    A channel of the root ended (the core's hook): a peer whose channel
+    was lost, or that the root had asked to cancel, takes the lock no
+    more. (A subactor's short lock dialogs and queries end gracefully.)
+    '''
+    state = _root_state
+    aid = getattr(chan, 'aid', None)
+    if state is None or aid is None:
+        return
+    if chan._cancel_called or not graceful:
+        state.blocked.add(aid.uid)
+
+
 @context(pld_spec=LockStatus|LockRelease)
 async def lock_stdio_for_peer(
     ctx: Context,
@@ -220,29 +269,36 @@ async def lock_stdio_for_peer(
     '''
     Hold the tree-wide tty lock for a subactor's REPL: acquired (FIFO)
     before `started()`, released when the peer sends `LockRelease` or the
-    dialog ends in any other way.
+    dialog ends in any other way. Refused (the request is cancelled) to a
+    peer the root is tearing down or that disconnected before, see
+    `_refusal()`.
     '''
     state = _root_lock()
     uid = ctx.chan.aid.uid
     owner = (uid, tuple(subactor_task_uid), ctx.chan.aid.pid, ctx.cid)
-    if _state.current_actor().cancel_called:
-        # tearing down: no new REPLs
-        raise RuntimeError(
-            f'The root is cancelling; refusing the tty lock to {uid!r}'
-        )
+    if (why := _refusal(ctx)) is not None:
+        await _refuse(ctx, why)
+    # queued in turn; a request cancelled meanwhile (by its peer, which
+    # gave up or is gone, or by the root's own teardown) leaves the queue
+    await state.acquire(owner)
+    if (why := _refusal(ctx)) is not None:
+        # its turn came while the root started tearing it down
+        state.release(owner)
+        await _refuse(ctx, why)
+    released = False
     try:
         # held until the peer says so or is gone: neither a cancelled root
         # (a timeout around it, its own teardown) nor anything else ends a
         # REPL under the user's fingers; `_break_if_stale()` can
         with trio.CancelScope(shield=True) as hold:
             state.peer_ctxs[owner] = (hold, ctx)
-            await state.acquire(owner)
             logger.devx(f'tty lock acquired by {uid!r} {subactor_task_uid!r}')
-            await ctx.started(LockStatus(subactor_uid=uid, cid=ctx.cid, locked=True))
             try:
+                await ctx.started(LockStatus(subactor_uid=uid, cid=ctx.cid, locked=True))
                 async with ctx.open_stream() as stream:
                     msg = await stream.receive()
-                    if not isinstance(msg, LockRelease):
+                    released = isinstance(msg, LockRelease)
+                    if not released:
                         logger.warning(f'Unexpected msg from tty lock holder {uid!r}: {msg!r}')
             except Exception as gone:
                 # the holder died or dropped its connection: that is what
@@ -252,7 +308,17 @@ async def lock_stdio_for_peer(
         state.peer_ctxs.pop(owner, None)
         state.release(owner)
         logger.devx(f'tty lock released by {uid!r} {subactor_task_uid!r}')
+        if not released and not _peer_cancelled(ctx):
+            # lost while holding (not a request its peer withdrew)
+            state.blocked.add(uid)
     return LockStatus(subactor_uid=uid, cid=ctx.cid, locked=False)
+
+
+def _peer_cancelled(ctx: Context) -> bool:
+    '''Whether the peer itself cancelled its lock dialog.'''
+    return ctx._scope is not None and ctx._scope.cancel_called and (
+        ctx._canceller == ctx.chan.aid.uid
+    )
 
 
 @context
