@@ -487,3 +487,125 @@ def test_breakpoint_in_an_asyncio_task_of_an_infected_child(spawn):
     repl.prompt('42')
     repl.send('c')
     repl.exits('root got: asyncio side returned 42', status=0)
+
+
+def test_breakpoint_in_asyncio_tasks_gets_a_portal_from_to_asyncio(spawn):
+    '''
+    `maybe_enable_greenback=True`: `breakpoint()` / `pause_from_sync()` in
+    the asyncio tasks of `run_task()` and `open_channel_from()` work with
+    no greenback code in the program.
+    '''
+    pytest.importorskip('greenback')
+    source = (examples_dir() / 'debugging' / 'asyncio_bp_auto_portal.py').read_text()
+    assert 'import greenback' not in source and 'ensure_portal' not in source
+    repl = spawn('asyncio_bp_auto_portal')
+    repl.prompt(*header(_pause_msg, 'aio_auto'), "asyncio task 'run_task_side'", '-> return tripled')
+    repl.send('p tripled')
+    repl.prompt('42')
+    repl.send('c')
+    repl.prompt(*header(_pause_msg, 'aio_auto'), "asyncio task 'channel_side'", '-> return shout')
+    repl.send('p shout')
+    repl.prompt("'HELLO'")
+    repl.send('c')
+    repl.exits('root got: asyncio sides returned 42 and HELLO', status=0)
+
+
+# -- re-entry, local queueing, cancelled scopes --
+
+def test_local_tasks_queue_and_a_reentered_pause_is_a_no_op(spawn):
+    '''
+    Two tasks of one child pause at once: one REPL, then the other. In
+    each, stepping (`n`) over a second `pause()` opens no new session: the
+    REPL just goes on to the next line.
+    '''
+    repl = spawn('local_tasks_pause')
+    tasks = ('pauser_task_first', 'pauser_task_second')
+    first = repl.prompt(*header(_pause_msg, 'two_tasks'), '-> await tractor.pause()')
+    assert first.count(_pause_msg) == 1
+    repl.send('n')
+    stepped = repl.prompt('-> done.append(')
+    assert _pause_msg not in stepped
+    repl.send('c')
+    second = repl.prompt(*header(_pause_msg, 'two_tasks'), '-> await tractor.pause()')
+    repl.send('n')
+    stepped = repl.prompt('-> done.append(')
+    assert _pause_msg not in stepped
+    repl.send('c')
+    repl.exits(
+        'root got: first went past both pauses / second went past both pauses',
+        status=0,
+    )
+    owners = [
+        next(task for task in tasks if f"<Task '{task}'" in text)
+        for text in (first, second)
+    ]
+    assert sorted(owners) == sorted(tasks)
+
+
+def test_stepping_from_a_pause_into_a_crash(spawn):
+    '''
+    The task in a pause REPL steps (`n`) until its error leaves the RPC
+    function: the crash REPL opens in the session it already holds (it
+    used to wait for the lock, i.e. for itself, forever).
+    '''
+    repl = spawn('ctx_pause_then_error')
+    repl.prompt(*header(_pause_msg, 'ctx_child'), 'pause_then_fail')
+    for _ in range(12):
+        repl.send('n')
+        text = repl.prompt()
+        if _crash_msg in text:
+            break
+    else:
+        pytest.fail('no crash REPL after 12 steps')
+    assert "('ctx_child', '" in text.split(_crash_msg)[-1]
+    assert "KeyError: 'after the pause'" in text
+    repl.send('c')
+    repl.exits('root caught: KeyError', status=0)
+
+
+def test_unshielded_pause_in_a_cancelled_scope_of_a_child(spawn):
+    '''
+    In a child: `pause()` from a cancelled scope raises `trio.Cancelled`
+    with a hint to use `shield=True` in the log; `pause(shield=True)` opens
+    the REPL there.
+    '''
+    repl = spawn('shielded_pause_in_child')
+    text = repl.prompt(
+        *header(_pause_msg, 'canceller'),
+        'child: unshielded pause was cancelled',
+    )
+    hint = text.split('child: unshielded pause was cancelled')[0]
+    assert 'shield=True' in hint
+    repl.send('c')
+    repl.exits(
+        'child: shielded pause continued',
+        'root got: cancelled scope caught: True',
+        status=0,
+    )
+
+
+# -- a parent's context cancel and the child's REPL --
+
+def test_open_context_waits_for_the_childs_repl_before_cancelling_it(spawn):
+    '''
+    The root's `open_context()` block fails while the child sits in its
+    REPL: the child's task is cancelled only after `c`, so stepping over
+    `await`s meanwhile works (before, the next checkpoint raised
+    `trio.Cancelled` under the user).
+    '''
+    repl = spawn('ctx_error_while_child_in_repl')
+    text = repl.prompt(*header(_pause_msg, 'stepper'), '-> await trio.sleep(0.1)')
+    if 'root block failing' not in text:
+        repl.child.expect('root block failing', timeout=EXPECT_TIMEOUT)
+    # time enough for a cancel request to reach the child, were one sent
+    time.sleep(1)
+    repl.send('n')
+    text = repl.prompt("-> stepped = 'over an await'")
+    assert 'Cancelled' not in text
+    repl.send('n')
+    repl.prompt('-> await trio.sleep(0.1)')
+    repl.send('n')
+    text = repl.prompt("-> print(f'child stepped {stepped}')")
+    assert 'Cancelled' not in text
+    repl.send('c')
+    repl.exits('child stepped over an await', 'root caught: the root block failed', status=0)

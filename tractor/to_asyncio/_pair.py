@@ -34,6 +34,8 @@ from tractor._exceptions import (
     TrioCancelled,
     TrioTaskExited,
 )
+from tractor.devx._greenback import import_greenback
+from tractor.runtime import _state
 from tractor.trionics import (
     BroadcastReceiver,
     broadcast_receiver,
@@ -412,6 +414,12 @@ def start_pair(
         name=getattr(target, '__qualname__', repr(target)),
     )
     task.add_done_callback(chan._on_aio_done)
+    if _state._runtime_vars.get('use_greenback'):
+        # `maybe_enable_greenback=True` gives every trio task a portal; the
+        # asyncio tasks we start get one too, so sync code they call can
+        # `pause_from_sync()`/`breakpoint()` (bestowed before its first
+        # step: usable from the start, no extra trip through the loop)
+        import_greenback().bestow_portal(task)
     return chan
 
 
