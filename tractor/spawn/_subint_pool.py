@@ -25,8 +25,9 @@ Rules:
   booting actor, does not share the GIL with a warm-up), one module per
   step, checking for a stop request between steps. A spawn takes a
   ready spare, else the one being warmed (it goes on warming, then runs
-  the actor), else starts cold as before: never two interpreters warming
-  for one spawn. (Not niced: a claimed spare's thread becomes an actor's,
+  the actor), else a fresh one (a cold spawn the pool knows of: no
+  refill starts until it is warm): never two interpreters warming for
+  one spawn. (Not niced: a claimed spare's thread becomes an actor's,
   and an unprivileged thread cannot be un-niced.)
 * Per trio run (actor): the pool is created by the first `take()` (or
   when a root opens with `eager`) together with a system task that
@@ -120,8 +121,10 @@ Job = Callable[['tuple[str, int]|None'], None]
 class Spare:
     '''A thread warming an interpreter, to then run one actor in it.'''
 
-    def __init__(self, pool: SubintPool) -> None:
+    def __init__(self, pool: SubintPool, fresh: bool = False) -> None:
         self.pool = pool
+        # made for a spawn that found nothing warm (not a refill)
+        self.fresh = fresh
         self.kind: str|None = None
         self.iid: int|None = None
         self.warm = False
@@ -197,23 +200,31 @@ class SubintPool:
         self._quiet = threading.Condition(self._lock)
         self._last_take = 0.0
         self._threads: list[threading.Thread] = []
+        # fresh spares still warming: no refill until they are done (the
+        # actors they are for come first)
+        self._booting = 0
 
-    def take(self) -> Spare|None:
+    def take(self) -> Spare:
         '''
-        A ready spare, else the one warming (unless claimed), else `None`
-        (spawn cold); then refill in the background. Never blocks.
+        A ready spare, else the one warming (unless claimed), else a fresh
+        one started now (a cold spawn, on a thread the pool knows of);
+        then refill in the background. Never blocks.
         '''
         with self._lock:
             self._last_take = time.monotonic()
             if self._ready:
-                spare: Spare|None = self._ready.pop(0)
+                spare = self._ready.pop(0)
             elif self._inflight is not None and self._inflight.job is None:
                 spare = self._inflight
             else:
-                spare = None
-            if spare is not None:
-                # claimed: `Spare.run()` follows at once
-                spare.job = _claimed
+                spare = Spare(self, fresh=True)
+                self._booting += 1
+                self._threads = [t for t in self._threads if t.is_alive()]
+                self._threads.append(spare.thread)
+            # claimed: `Spare.run()` follows at once
+            spare.job = _claimed
+        if spare.fresh and not spare.thread.is_alive():
+            spare.thread.start()
         self.refill()
         return spare
 
@@ -222,6 +233,7 @@ class SubintPool:
             if (
                 self._stop.is_set()
                 or self._inflight is not None
+                or self._booting
                 or len(self._ready) >= self.spares
             ):
                 return
@@ -248,15 +260,19 @@ class SubintPool:
 
     def _prepared(self, spare: Spare, ok: bool) -> None:
         with self._lock:
-            self._inflight = None
+            if spare.fresh:
+                self._booting -= 1
+            elif self._inflight is spare:
+                self._inflight = None
             if ok and spare.job is None and not self._stop.is_set():
                 spare.warm = True
                 self._ready.append(spare)
             elif spare.job is None:
                 # stopped (or failed) unclaimed: its thread ends
                 spare._wake.set()
-        if ok and not self._stop.is_set():
-            # a claimed one runs its actor now; keep the pool full
+        if (ok or spare.fresh) and not self._stop.is_set():
+            # a claimed one runs its actor now; keep the pool full (a
+            # refill that failed waits for the next spawn to try again)
             self.refill()
 
     # -- teardown --
@@ -303,8 +319,9 @@ def pool_for_run(config_of: ConfigOf) -> SubintPool|None:
 
 def take(config_of: ConfigOf) -> Spare|None:
     '''
-    For a spawn: a spare to `run()` the actor (warm, or warming and
-    running it right after), or `None`: start cold. Never waits.
+    For a spawn: a spare to `run()` the actor (warm, warming, or fresh:
+    it warms, then runs the actor), or `None` when the pool is off (start
+    cold as before). Never waits.
     '''
     pool = pool_for_run(config_of)
     return pool.take() if pool is not None else None
