@@ -73,7 +73,13 @@ def subint_leftovers() -> tuple[list[str], int]:
         import _interpreters
     except ImportError:
         return threads, 1
-    return threads, len(_interpreters.list_all())
+    from tractor.spawn import _subint_pool
+    # the warm pool's spares are no actor's (tests/test_subint_pool.py
+    # checks they go with the root)
+    spares = set(_subint_pool.spare_ids())
+    return threads, len([
+        iid for iid, *_ in _interpreters.list_all() if iid not in spares
+    ])
 
 
 async def wait_clean(baseline_foreign: int, timeout: float = 3) -> None:
