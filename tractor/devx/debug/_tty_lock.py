@@ -255,7 +255,9 @@ def peer_disconnected(chan: Any, graceful: bool) -> None:
     '''
     state = _root_state
     aid = getattr(chan, 'aid', None)
-    if state is None or aid is None:
+    if state is None or aid is None or not _state.debug_mode():
+        # (a root not in debug mode serves many peers and seldom a REPL:
+        # only a lock holder it loses is remembered there)
         return
     if chan._cancel_called or not graceful:
         state.blocked.add(aid.uid)
