@@ -19,6 +19,7 @@ from collections import deque
 from typing import (
     Any,
     Callable,
+    NoReturn,
 )
 
 import trio
@@ -240,11 +241,13 @@ def _refusal(ctx: Context) -> str|None:
     return None
 
 
-async def _refuse(ctx: Context, why: str) -> None:
+async def _refuse(ctx: Context, why: str) -> NoReturn:
     '''Cancel the peer's lock request (it gets a `ContextCancelled`).'''
     logger.warning(f'Refusing the tty lock to {ctx.chan.aid.uid!r}: {why}')
     await ctx.cancel()
     await trio.lowlevel.checkpoint()
+    # (unreachable: our own task's scope is cancelled) never grant it
+    raise RuntimeError(f'tty lock refused: {why}')
 
 
 def peer_disconnected(chan: Any, graceful: bool) -> None:
