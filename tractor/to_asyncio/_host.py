@@ -103,6 +103,10 @@ async def _host_main(
         # a SIGINT landing in asyncio code must not raise there: trio
         # raises it in its main task at the next checkpoint
         restrict_keyboard_interrupt_to_checkpoints=True,
+        # uvloop's loop owns the signal wakeup fd while it runs (asyncio's
+        # only takes it for `add_signal_handler()`, which the host never
+        # calls): trio must then leave it be
+        host_uses_signal_set_wakeup_fd=_is_uvloop(guest.loop),
     )
     guest.token = trio.lowlevel.current_trio_token()
     # each time the host is cancelled, or the guest does not end in time
@@ -236,6 +240,10 @@ def new_host_loop() -> asyncio.AbstractEventLoop:
             'sub-interpreter (a `subint` actor)'
         )
     return asyncio.new_event_loop()
+
+
+def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
+    return type(loop).__module__.partition('.')[0] == 'uvloop'
 
 
 def _in_subinterpreter() -> bool:
