@@ -19,7 +19,7 @@ Rows (all timed in the root actor, against one `trio`-backend child):
 - `_auth._mac`: one HMAC-SHA256 over a proof's input, per call (batches
   of 100; each handshake computes four of them, two on each side),
 - spawn -> first `Portal.run(noop)`: `start_actor()` until the first
-  answer, each child reaped before the next (`bench/spawn_latency.py`
+  answer, each child reaped before the next (`bench/run.py --only spawn`
   has the per-backend view),
 - `Portal.run(noop)`: the steady-state round trip on an open channel.
 
