@@ -9,6 +9,7 @@ request becomes a task in the actor's service nursery.
 from __future__ import annotations
 
 import inspect
+import weakref
 from contextlib import aclosing
 from typing import (
     Any,
@@ -73,6 +74,17 @@ class RpcTask:
 # bound on shipping a task's error from under a shield: only a peer that
 # stopped reading (its socket buffer full) can make it wait at all
 SHIP_ERROR_TIMEOUT: float = 3.0
+# how long a channel's message loop, ending, keeps the channel open for
+# the acks of the cancel requests it received (see `_acks_owed`)
+CANCEL_ACK_GRACE: float = 3.0
+
+# per channel, the cancel requests being served in tasks of their own
+# whose `CancelAck` is still owed: the loop ending (e.g. the actor's own
+# cancel ending its service nursery) waits for them before the channel
+# closes, so a requester always gets its ack
+_acks_owed: weakref.WeakKeyDictionary[Channel, set[trio.Event]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _ship_error(
@@ -336,6 +348,33 @@ async def _handle_cancel_request(
             logger.runtime(f'Requester of {msg.func!r} left before the ack')
 
 
+async def _serve_cancel_request(actor: Actor, chan: Channel, msg: Start) -> None:
+    '''`_handle_cancel_request()` in a task of its own, its ack owed on `chan`.'''
+    acked = trio.Event()
+    _acks_owed.setdefault(chan, set()).add(acked)
+    try:
+        await _handle_cancel_request(actor, chan, msg)
+    finally:
+        acked.set()
+        owed = _acks_owed.get(chan)
+        if owed is not None:
+            owed.discard(acked)
+
+
+async def _wait_for_owed_acks(chan: Channel) -> None:
+    '''Before the loop of `chan` ends: the cancel acks still owed on it.'''
+    owed = _acks_owed.pop(chan, None)
+    if not owed or not chan.connected():
+        # (a requester that left gets no ack anyway)
+        return
+    with trio.CancelScope(shield=True) as cs:
+        cs.deadline = trio.current_time() + CANCEL_ACK_GRACE
+        for acked in list(owed):
+            await acked.wait()
+    if cs.cancelled_caught:
+        logger.warning(f'Cancel request(s) on {chan!r} not acked in time')
+
+
 def _resolve_target(actor: Actor, msg: Start) -> Callable:
     '''The function a `Start` names, or a clear error why it can't be run.'''
     if msg.ns == 'self':
@@ -380,7 +419,7 @@ async def _handle_start(
         # that). Cancelling this actor ends this loop.
         try:
             actor._service_tn.start_soon(
-                _handle_cancel_request, actor, chan, msg, name=f'self:{msg.func}',
+                _serve_cancel_request, actor, chan, msg, name=f'self:{msg.func}',
             )
         except RuntimeError:
             # the service nursery is closed: we are all but gone already
@@ -553,5 +592,6 @@ async def process_messages(
             for (task_chan, _cid), task in list(actor._rpc_tasks.items()):
                 if task_chan is chan:
                     task.ctx._scope.cancel()
+            await _wait_for_owed_acks(chan)
     return graceful
 
