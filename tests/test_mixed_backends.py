@@ -26,7 +26,7 @@ import pytest
 import trio
 import tractor
 from tractor._testing import nursery_kwargs
-from tractor._testing.pytest import _is_mp_helper
+from tractor._testing import _reap
 from tractor.spawn import _spawn
 
 ALL_BACKENDS: tuple[str, ...] = typing.get_args(_spawn.SpawnMethodKey)
@@ -118,16 +118,8 @@ def foreign_os_threads() -> int:
 
 
 def actor_procs() -> set[int]:
-    '''Our descendant processes, less multiprocessing's long-lived helpers.'''
-    pids = set()
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE and _is_mp_helper(proc.cmdline()):
-                continue
-        except psutil.NoSuchProcess:
-            continue
-        pids.add(proc.pid)
-    return pids
+    '''Our descendant processes (zombies too), less multiprocessing's helpers.'''
+    return _reap.actor_descendants()
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ import tractor
 from tractor._exceptions import ActorFailure
 from tractor._testing import nursery_kwargs
 from tractor.runtime import _supervise
-from tractor._testing.pytest import _is_mp_helper
+from tractor._testing import _reap
 from tractor.spawn._reason import (
     LOST_PARENT_EXIT,
     LOST_PARENT_SAID,
@@ -258,15 +258,7 @@ def pid_running(pid: int) -> bool:
 
 def actor_procs() -> set[int]:
     '''Our descendant processes (zombies too), less multiprocessing's helpers.'''
-    pids = set()
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE and _is_mp_helper(proc.cmdline()):
-                continue
-        except psutil.NoSuchProcess:
-            continue
-        pids.add(proc.pid)
-    return pids
+    return _reap.actor_descendants()
 
 
 def subint_threads() -> list[str]:

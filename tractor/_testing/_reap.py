@@ -79,8 +79,11 @@ def _all_pids() -> list[int]:
     return [int(entry) for entry in os.listdir('/proc') if entry.isdigit()]
 
 
-def find_descendants(root_pid: int|None = None) -> list[int]:
-    '''Every live (transitive) child of `root_pid` (default: this process).'''
+def find_descendants(root_pid: int|None = None, zombies: bool = False) -> list[int]:
+    '''
+    Every live (transitive) child of `root_pid` (default: this process);
+    with `zombies`, the exited ones not reaped yet too.
+    '''
     root_pid = os.getpid() if root_pid is None else root_pid
     children: dict[int, list[int]] = {}
     for pid in _all_pids():
@@ -91,7 +94,7 @@ def find_descendants(root_pid: int|None = None) -> list[int]:
     todo = list(children.get(root_pid, ()))
     while todo:
         pid = todo.pop()
-        if _is_alive(pid):
+        if zombies or _is_alive(pid):
             found.append(pid)
         todo.extend(children.get(pid, ()))
     return found
@@ -153,16 +156,18 @@ def is_mp_helper(pid: int) -> bool:
     A long-lived `multiprocessing` helper (forkserver, resource tracker):
     it legitimately outlives a test, until its process exits.
     '''
-    return is_mp_helper_cmdline(_read_cmdline(pid))
-
-
-def is_mp_helper_cmdline(argv: list[str]) -> bool:
-    '''`is_mp_helper()` for a process whose command line is `argv`.'''
-    text = ' '.join(argv)
+    text = ' '.join(_read_cmdline(pid))
     return (
         'multiprocessing.forkserver' in text
         or 'multiprocessing.resource_tracker' in text
     )
+
+
+def actor_descendants() -> set[int]:
+    '''This process's descendants, zombies too, less multiprocessing's helpers.'''
+    return {
+        pid for pid in find_descendants(zombies=True) if not is_mp_helper(pid)
+    }
 
 
 def describe(pid: int) -> str:

@@ -36,9 +36,6 @@ import tractor
 from tractor._testing import tractor_test  # re-exported
 from tractor._testing import trace as _trace
 # the per-test leak checks: fixtures of this plugin
-from tractor._testing._reap import (
-    is_mp_helper_cmdline as _is_mp_helper,
-)
 from tractor._testing._leak_checks import (
     TractorLeakWarning as TractorLeakWarning,
     detect_runaway_subactors_per_test as detect_runaway_subactors_per_test,
