@@ -334,6 +334,20 @@ class Context:
         self._send_chan.close()
 
     # -- read by the owning task --
+    def _recv_ready(self) -> Any:
+        '''
+        A message already queued for this dialog, without waiting (and
+        without a scheduler pass), else None: for a reader that has just
+        waited, e.g. a `Return` that arrived with its `StartAck`.
+        '''
+        if self._overflow:
+            return None
+        try:
+            return self._rx_chan.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            # `_recv_msg()` waits, or says why the dialog ended
+            return None
+
     async def _recv_msg(self) -> Any:
         if self._overflow and self._overflow_pump is None:
             # no pump task (no nursery for this side): refill inline

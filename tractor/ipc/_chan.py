@@ -123,17 +123,25 @@ class Channel:
         return f'<Channel {peer} {self.raddr!r}>'
 
     # -- messaging --
-    async def send(self, msg: Any, hide_tb: bool = True) -> None:
+    async def send(
+        self,
+        msg: Any,
+        hide_tb: bool = True,
+        schedule: bool = True,
+    ) -> None:
         '''
         Send one protocol message; `TransportClosed` if the connection is
         gone, `MsgTypeError` if `msg` can not be encoded. `hide_tb` keeps
-        this frame out of tracebacks.
+        this frame out of tracebacks. Like any trio send it lets the other
+        ready tasks run; the runtime passes `schedule=False` for the
+        messages of a call it makes or serves itself (a cancellation point
+        only: no task of the user's waits on those).
         '''
         __tracebackhide__ = hide_tb
         if self._closed:
             raise TransportClosed(f'{self!r} is closed; can not send {type(msg).__name__}')
         try:
-            await self.transport.send(msg)
+            await self.transport.send(msg, schedule)
         except TypeError as err:
             raise _mk_send_mte(msg, _ctxvar_MsgCodec.get(), err) from err
         except RecursionError as err:
@@ -161,30 +169,46 @@ class Channel:
         '''
         try:
             return await self.transport.recv()
-        except BadMsg as bad:
-            return self._bad_msg_to_error(bad)
-        except PeerClosed as err:
+        except Exception as err:
+            return self._recv_failed(err)
+
+    def recv_ready(self) -> Any:
+        '''
+        The next message if it has fully arrived already, else None (no
+        waiting; errors as `recv()`): the message loop's burst path.
+        '''
+        try:
+            return self.transport.recv_ready()
+        except Exception as err:
+            return self._recv_failed(err)
+
+    def _recv_failed(self, err: Exception) -> Any:
+        '''What a failed receive means: an `Error` to deliver, or raised.'''
+        if isinstance(err, BadMsg):
+            return self._bad_msg_to_error(err)
+        if isinstance(err, PeerClosed):
             raise TransportClosed(
                 str(err),
                 loglevel='transport' if err.clean else 'warning',
                 src_exc=err,
             ) from err
-        except (UndecodableFrame, FrameTooLarge) as err:
+        if isinstance(err, (UndecodableFrame, FrameTooLarge)):
             raise TransportClosed(
                 f'Dropping connection from {self.aid and self.aid.reprol()}: {err}',
                 loglevel='error',
                 src_exc=err,
             ) from err
-        except (
+        if isinstance(err, (
             trio.BrokenResourceError,
             trio.ClosedResourceError,
             OSError,
-        ) as err:
+        )):
             raise TransportClosed(
                 f'Connection to {self.aid and self.aid.reprol()} broke: {err!r}',
                 loglevel='transport',
                 src_exc=err,
             ) from err
+        raise err
 
     def _bad_msg_to_error(self, bad: BadMsg) -> Error:
         as_dict = bad.as_obj if isinstance(bad.as_obj, dict) else None

@@ -126,6 +126,18 @@ class PeerClosed(Exception):
         self.clean = clean
 
 
+class _SendBatch:
+    '''Frames queued while another sender waits for the socket.'''
+    __slots__ = ('frames', 'done', 'taken', 'error')
+
+    def __init__(self) -> None:
+        self.frames: list[bytearray] = []
+        self.done = trio.Event()
+        # the flushing sender has started writing these (no way back)
+        self.taken: bool = False
+        self.error: BaseException|None = None
+
+
 class MsgpackTransport:
     '''
     Sends and receives protocol messages over one byte stream. Until
@@ -135,7 +147,10 @@ class MsgpackTransport:
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.max_msg_size: int = PREAUTH_MAX_MSG_SIZE
-        self._send_lock = trio.StrictFIFOLock()
+        # a sender is waiting for the socket to take the rest of its frame
+        self._flushing: bool = False
+        # frames of other senders queued meanwhile, written as one batch
+        self._queued: _SendBatch|None = None
         self._buf: bytes = b''
         self._pos: int = 0
         self.laddr, self.raddr = self._addrs()
@@ -144,7 +159,13 @@ class MsgpackTransport:
         raise NotImplementedError
 
     # -- send --
-    async def send(self, msg: Any) -> None:
+    async def send(self, msg: Any, schedule: bool = True) -> None:
+        '''
+        Send one message. `schedule=False` (the runtime's own one-per-call
+        messages, e.g. `Start`, `StartAck`, `Return`) keeps the send a
+        cancellation point but not a schedule point, so a call's messages
+        cost no scheduler passes; what users send always is one.
+        '''
         codec = _ctxvar_MsgCodec.get()
         frame = bytearray(_PREFIX_SIZE)
         codec.encode_into(msg, frame, _PREFIX_SIZE)
@@ -156,39 +177,88 @@ class MsgpackTransport:
             )
         _PREFIX.pack_into(frame, 0, size)
 
-        lock = self._send_lock
         # every send is a schedule point before the write (a cancelled
         # sender sends nothing) and another one after it, as trio's own
         # `send_all()` has: tasks started just before a send run before
         # the sender's next step (e.g. `MsgStream.subscribe()` consumers
         # before the sender's first `receive()`), and a tight send loop
         # starves nobody
-        await trio.lowlevel.checkpoint()
-        if lock.locked():
-            async with lock:
-                await self.stream.send_all(frame)
+        if schedule:
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        if self._flushing:
+            # a sender waits for the socket to take its frame: queue ours
+            # behind it; it writes all that queued up in one `send_all()`
+            await self._ride(frame)
             return
         # Fast path: when nobody else is sending, write straight to the
         # socket; `send_all()` would wait for writability first (another
         # syscall and scheduler passes) even when the kernel takes the
         # whole frame at once. Only the rest of a frame the kernel did not
         # take goes through `send_all()`.
-        lock.acquire_nowait()
+        sent = 0
+        fd = self.stream.socket.fileno()
+        if fd >= 0:
+            try:
+                sent = os.write(fd, frame)
+            except BlockingIOError:
+                pass
+        if sent < len(frame):
+            await self._flush(memoryview(frame)[sent:])
+            return
+        if schedule:
+            # the frame is out: a cancellation now must not look like a
+            # failed send
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _flush(self, rest: memoryview) -> None:
+        '''
+        Write `rest` (the part of our frame the kernel did not take), then
+        every batch of frames other senders queued meanwhile, one
+        `send_all()` per batch.
+        '''
+        self._flushing = True
+        batch: _SendBatch|None = None
         try:
-            sent = 0
-            fd = self.stream.socket.fileno()
-            if fd >= 0:
-                try:
-                    sent = os.write(fd, frame)
-                except BlockingIOError:
-                    pass
-            if sent < len(frame):
-                await self.stream.send_all(memoryview(frame)[sent:])
-                return
+            await self.stream.send_all(rest)
+            while self._queued is not None:
+                batch, self._queued = self._queued, None
+                batch.taken = True
+                await self.stream.send_all(b''.join(batch.frames))
+                batch.done.set()
+                batch = None
+        except BaseException as err:
+            # a frame cut short leaves the stream unusable for every frame
+            # behind it
+            for failed in (batch, self._queued):
+                if failed is not None:
+                    failed.error = err
+                    failed.done.set()
+            self._queued = None
+            raise
         finally:
-            lock.release()
-        # the frame is out: a cancellation now must not look like a failed send
-        await trio.lowlevel.cancel_shielded_checkpoint()
+            self._flushing = False
+
+    async def _ride(self, frame: bytearray) -> None:
+        '''Have the flushing sender write `frame` with its next batch.'''
+        batch = self._queued
+        if batch is None:
+            batch = self._queued = _SendBatch()
+        batch.frames.append(frame)
+        try:
+            await batch.done.wait()
+        except trio.Cancelled:
+            if not batch.taken:
+                # not written yet, nor will it be: a cancelled send sends
+                # nothing (taken, it goes out whole: the stream stays sound)
+                batch.frames.remove(frame)
+            raise
+        if batch.error is not None:
+            raise trio.BrokenResourceError(
+                f'the write of the frames queued with this one failed: '
+                f'{batch.error!r}'
+            ) from batch.error
 
     def authenticated(self) -> None:
         '''The peer proved itself: lift the frame limit to the configured one.'''
@@ -260,8 +330,29 @@ class MsgpackTransport:
         self._pos = end
         return memoryview(self._buf)[start:end], reserved
 
+    def recv_ready(self) -> Any:
+        '''
+        The next message if its whole frame has arrived already, else None,
+        without waiting: a burst of frames read in one chunk is decoded in
+        a plain loop. Anything unusual (a frame still arriving or too
+        large) is left to `recv()`.
+        '''
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < _PREFIX_SIZE:
+            return None
+        (size,) = _PREFIX.unpack_from(buf, pos)
+        start = pos + _PREFIX_SIZE
+        end = start + size
+        if size > self.max_msg_size or end > len(buf):
+            return None
+        self._pos = end
+        return self._decode(memoryview(buf)[start:end], 0)
+
     async def recv(self) -> Any:
         frame, reserved = await self._next_frame()
+        return self._decode(frame, reserved)
+
+    def _decode(self, frame: memoryview, reserved: int) -> Any:
         try:
             return _ctxvar_MsgCodec.get().decode(frame)
         except msgspec.ValidationError as err:

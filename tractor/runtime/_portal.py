@@ -128,6 +128,10 @@ class Portal:
         actor = self.actor
         ctx = await actor.start_remote_task(self.chan, ns, func, kwargs, portal=self)
         try:
+            # a quick function's `Return` often came with its `StartAck`
+            msg = ctx._recv_ready()
+            if msg is not None:
+                return self._take_return(ctx, msg)
             return await self._wait_for_return(ctx)
         except trio.Cancelled:
             if cancel_on_abort:
@@ -138,7 +142,9 @@ class Portal:
             actor._contexts.pop((ctx.chan.aid.uid, ctx.cid), None)
 
     async def _wait_for_return(self, ctx: Context) -> Any:
-        msg = await ctx._recv_msg()
+        return self._take_return(ctx, await ctx._recv_msg())
+
+    def _take_return(self, ctx: Context, msg: Any) -> Any:
         if not isinstance(msg, (Return, CancelAck)):
             ctx._raise_or_pld(msg)  # raises an `Error`
             raise InternalError(

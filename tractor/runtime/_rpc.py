@@ -200,10 +200,10 @@ async def _run_target(
     _ctxvar_Context.set(ctx)
     target = func(**kwargs)
     try:
-        await chan.send(StartAck(
-            cid=cid,
-            functype='asyncgen' if kind == 'stream' else kind,
-        ))
+        await chan.send(
+            StartAck(cid=cid, functype='asyncgen' if kind == 'stream' else kind),
+            schedule=False,
+        )
     except TransportClosed:
         logger.runtime(f'Caller of {ctx._nsf!r} is gone; running it anyway')
     except BaseException:
@@ -234,7 +234,7 @@ async def _run_target(
         await _send_quietly(chan, Stop(cid=cid))
         return
     try:
-        await chan.send(Return(cid=cid, pld=result))
+        await chan.send(Return(cid=cid, pld=result), schedule=False)
     except MsgTypeError as mte:
         await _ship_error(ctx._actor, chan, mte, cid)
     except TransportClosed:
@@ -534,7 +534,10 @@ async def process_messages(
         try:
             while True:
                 try:
-                    msg = await chan.recv()
+                    # the rest of a burst is decoded without a coroutine
+                    msg = chan.recv_ready()
+                    if msg is None:
+                        msg = await chan.recv()
                 except MsgTypeError as mte:
                     await _on_bad_msg(actor, chan, mte)
                     continue

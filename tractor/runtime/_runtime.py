@@ -283,13 +283,10 @@ class Actor:
         ctx.portal = portal
         key = (chan.aid.uid, cid)
         try:
-            await chan.send(Start(
-                cid=cid,
-                ns=ns,
-                func=func,
-                kwargs=kwargs,
-                uid=self.aid.uid,
-            ))
+            await chan.send(
+                Start(cid=cid, ns=ns, func=func, kwargs=kwargs, uid=self.aid.uid),
+                schedule=False,
+            )
             first = await ctx._recv_msg()
             if not isinstance(first, StartAck):
                 ctx._raise_or_pld(first)
