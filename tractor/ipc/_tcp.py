@@ -78,21 +78,41 @@ class TCPAddress(
         return f'{type(self).__name__}[{self.unwrap()!r}]'
 
 
+def _family(host: str) -> int:
+    return trio.socket.AF_INET6 if ':' in host else trio.socket.AF_INET
+
+
+# Hosts are IP literals (checked above), so there is nothing to resolve:
+# the sockets are made directly instead of through `getaddrinfo()`, which
+# would load the `idna` codec into every actor and cost a lookup per
+# connection.
+
 async def open_listener(addr: TCPAddress) -> tuple[trio.SocketListener, TCPAddress]:
     '''Listen on `addr`; returns the listener and the address actually bound.'''
-    listeners = await trio.open_tcp_listeners(addr.port, host=addr.host)
-    if len(listeners) != 1:
-        for extra in listeners:
-            await extra.aclose()
-        raise OSError(f'expected exactly one listener for {addr!r}')
-    listener = listeners[0]
-    host, port = listener.socket.getsockname()[:2]
-    return listener, TCPAddress(host, port)
+    sock = trio.socket.socket(_family(addr.host), trio.socket.SOCK_STREAM)
+    try:
+        # as trio's own listeners: rebinding a port in TIME_WAIT is fine
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+        if sock.family == trio.socket.AF_INET6:
+            sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
+        await sock.bind((addr.host, addr.port))
+        # the kernel caps it at its own maximum
+        sock.listen(0xFFFF)
+    except BaseException:
+        sock.close()
+        raise
+    host, port = sock.getsockname()[:2]
+    return trio.SocketListener(sock), TCPAddress(host, port)
 
 
 async def connect(addr: TCPAddress) -> trio.SocketStream:
-    stream = await trio.open_tcp_stream(addr.host, addr.port)
-    return stream
+    sock = trio.socket.socket(_family(addr.host), trio.socket.SOCK_STREAM)
+    try:
+        await sock.connect((addr.host, addr.port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 class MsgpackTCPStream(MsgpackTransport):
