@@ -1,6 +1,7 @@
 '''
 What `import tractor` and a child actor's boot load: only what an actor
-needs to connect back to its parent and serve. Debugger, asyncio, colour
+needs to connect back to its parent and serve. Debugger (the REPL; the
+tree debugger itself outside roots and debug-mode actors), asyncio, colour
 logging, config-dir lookup, multiaddrs, optional extras and
 multiprocessing (outside the `mp_*` backends) load on first use.
 
@@ -19,6 +20,7 @@ from tractor._testing import nursery_kwargs
 # never loaded by `import tractor` nor by a child actor's boot
 FORBIDDEN: tuple[str, ...] = (
     'pdbp', 'pdb', 'bdb',          # the debugger, on first REPL
+    'tractor.devx.debug',          # roots and debug-mode actors only
     'asyncio',                     # `infect_asyncio` / `tractor.to_asyncio`
     'colorlog',                    # once a console handler prints a record
     'pygments',

@@ -57,12 +57,6 @@ from . import msg as msg
 from . import log as log
 from . import trionics as trionics
 from . import devx as devx  # installs its actor boot hooks
-from .devx import (
-    breakpoint as breakpoint,
-    pause as pause,
-    pause_from_sync as pause_from_sync,
-    post_mortem as post_mortem,
-)
 
 
 def _apply_trio_patches(actor: Actor) -> None:
@@ -75,16 +69,23 @@ from .runtime import _runtime as _runtime_module  # noqa: E402
 _runtime_module.boot_hooks.append(_apply_trio_patches)
 
 
+# the debugger's entry points load it on first use (a child that is not
+# in debug mode never does)
+_DEBUGGER_NAMES = ('breakpoint', 'pause', 'pause_from_sync', 'post_mortem')
+
+
 def __getattr__(name: str):
     # PEP 562: `tractor.to_asyncio` imports asyncio, so only on first use
     if name == 'to_asyncio':
         import importlib
         return importlib.import_module(f'{__name__}.to_asyncio')
+    if name in _DEBUGGER_NAMES:
+        return getattr(devx, name)
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), 'to_asyncio'})
+    return sorted({*globals(), 'to_asyncio', *_DEBUGGER_NAMES})
 
 
 def _run_as_asyncio_guest(trio_main):
@@ -96,4 +97,4 @@ spawn._entry.asyncio_host = _run_as_asyncio_guest
 
 __all__ = [
     name for name in dir() if not name.startswith('_')
-] + ['to_asyncio']
+] + ['to_asyncio', *_DEBUGGER_NAMES]

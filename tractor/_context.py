@@ -88,7 +88,9 @@ class Context:
         self.portal = portal
         self._nsf = nsf
         self._actor = _state.current_actor(err_on_no_runtime=False)
-        self._send_chan, self._rx_chan = trio.open_memory_channel(msg_buffer_size)
+        # the feeder (`_send_chan`, `_rx_chan`) is made on first use: the
+        # callee side of a plain call never receives on it
+        self._msg_buffer_size = msg_buffer_size
         self._pld_rx = PldRx()
         self._scope: trio.CancelScope|None = None
         self._scope_nursery: trio.Nursery|None = None
@@ -116,6 +118,17 @@ class Context:
         self._overrun_reported: bool = False
         self._enter_debugger_on_cancel: bool = True
         self.parent_task: trio.lowlevel.Task|None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached while the feeder does not exist yet
+        if name in ('_send_chan', '_rx_chan'):
+            self._send_chan, self._rx_chan = trio.open_memory_channel(
+                self._msg_buffer_size,
+            )
+            return getattr(self, name)
+        raise AttributeError(
+            f'{type(self).__name__!r} object has no attribute {name!r}'
+        )
 
     # -- identity --
     @property

@@ -151,6 +151,7 @@ class MsgpackTransport:
         self._flushing: bool = False
         # frames of other senders queued meanwhile, written as one batch
         self._queued: _SendBatch|None = None
+        self._spare_buf: bytearray|None = None
         self._buf: bytes = b''
         self._pos: int = 0
         self.laddr, self.raddr = self._addrs()
@@ -167,7 +168,11 @@ class MsgpackTransport:
         cost no scheduler passes; what users send always is one.
         '''
         codec = _ctxvar_MsgCodec.get()
-        frame = bytearray(_PREFIX_SIZE)
+        # the last fully written frame's buffer is reused (one allocation
+        # less per message); taken while in use, so a concurrent sender
+        # makes its own
+        frame = self._spare_buf or bytearray(_PREFIX_SIZE)
+        self._spare_buf = None
         codec.encode_into(msg, frame, _PREFIX_SIZE)
         size = len(frame) - _PREFIX_SIZE
         if size > self.max_msg_size:
@@ -207,6 +212,8 @@ class MsgpackTransport:
         if sent < len(frame):
             await self._flush(memoryview(frame)[sent:])
             return
+        if sent <= _CHUNK:
+            self._spare_buf = frame
         if schedule:
             # the frame is out: a cancellation now must not look like a
             # failed send
