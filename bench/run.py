@@ -26,7 +26,10 @@ a trio socket ping-pong between two processes over the transport, a
 msgpack encode+decode of a small message, the PSS of a process (or of a
 sub-interpreter) holding trio+msgspec, and importing trio+msgspec. The
 table gives each metric's ratio to its floor (1.0 = nothing left to win)
-and the goal of the issue.
+and the goal of the issue. Under it, what trio itself allows for the
+same work (`floors.py`): one schedule point, a memory channel between
+two tasks, and a call built from plain trio with a remote call's
+structure (loop task per side, task per call, memory channel).
 
 Comparing two commits, interleaved in one run (what a before/after
 claim needs on a shared box): check the other commit out in a worktree
@@ -53,13 +56,22 @@ import compileall
 import json
 import os
 import pathlib
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
 import tractor
+
+# `floors.py` sits beside this script, which children also load (as
+# their parent's `__main__`) from other working directories
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from floors import (  # noqa: E402
+    EXTRA_FLOORS,
+    _pss_kib,
+    job_floors,
+    job_memfloor_subint,
+)
 
 HERE = pathlib.Path(__file__).resolve()
 BACKENDS = ('trio', 'mp_spawn', 'mp_forkserver', 'subint')
@@ -216,17 +228,6 @@ async def job_ipc(backend: str, tpt: str, rpc_n: int, oneway_n: int, echo_n: int
     }
 
 
-def _pss_kib(pid: int) -> int:
-    try:
-        with open(f'/proc/{pid}/smaps_rollup') as f:
-            for line in f:
-                if line.startswith('Pss:'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def _tree_pids(root: int) -> list[int]:
     parents: dict[int, int] = {}
     for entry in os.listdir('/proc'):
@@ -269,120 +270,6 @@ async def job_memory(backend: str, tpt: str, count: int = 8) -> dict:
             during = tree_pss_mib()
             await an.cancel()
     return {'memory': [(during - before) / count]}
-
-
-def job_floors(backend: str, tpt: str) -> dict:
-    import msgspec
-    import trio
-    out: dict[str, list[float]] = {}
-
-    # fork of a warm process (trio imported)
-    forks = []
-    for _ in range(30):
-        start = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        os.waitpid(pid, 0)
-        forks.append((time.perf_counter() - start) * 1e3)
-    out['fork_warm'] = [statistics.median(forks)]
-
-    # a fresh process importing trio + msgspec
-    out['fresh_proc'] = [_time_proc('import trio, msgspec') * 1e3]
-
-    # a sub-interpreter, created and destroyed
-    try:
-        import _interpreters
-        creates = []
-        for _ in range(10):
-            start = time.perf_counter()
-            iid = _interpreters.create('legacy')
-            _interpreters.destroy(iid)
-            creates.append((time.perf_counter() - start) * 1e3)
-        out['subint_create'] = [statistics.median(creates)]
-    except ImportError:
-        pass
-
-    # msgpack encode + decode of a small stream message
-    Yield = msgspec.defstruct('Yield', [('cid', str), ('pld', msgspec.Raw)], tag=True)
-    enc = msgspec.msgpack.Encoder()
-    dec = msgspec.msgpack.Decoder(Yield)
-    pld_dec = msgspec.msgpack.Decoder()
-    msg = Yield(cid='0123456789abcdef0123456789abcdef', pld=msgspec.Raw(enc.encode(12345)))
-    n = 20000
-    start = time.perf_counter()
-    for _ in range(n):
-        pld_dec.decode(dec.decode(enc.encode(msg)).pld)
-    per_msg = (time.perf_counter() - start) / n
-    out['msgpack_rate'] = [1 / per_msg]
-
-    # trio socket ping-pong between two processes
-    pp = _pingpong(tpt, 3000)
-    out['pingpong'] = [pp * 1e6]
-    out['pingpong_rate'] = [1 / pp]
-    del trio
-    return out
-
-
-def _time_proc(code: str) -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, '-c', code], check=True)
-    return time.perf_counter() - start
-
-
-def _pingpong(tpt: str, rounds: int) -> float:
-    if tpt == 'uds':
-        left, right = socket.socketpair(socket.AF_UNIX)
-    else:
-        lst = socket.socket()
-        lst.bind(('127.0.0.1', 0))
-        lst.listen(1)
-        left = socket.create_connection(lst.getsockname())
-        right, _ = lst.accept()
-        lst.close()
-        for sock in (left, right):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    import trio
-    pid = os.fork()
-    if pid == 0:
-        left.close()
-
-        async def serve() -> None:
-            stream = trio.SocketStream(trio.socket.from_stdlib_socket(right))
-            while data := await stream.receive_some(64):
-                await stream.send_all(data)
-        try:
-            trio.run(serve)
-        finally:
-            os._exit(0)
-    right.close()
-
-    async def ping() -> float:
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(left))
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            await stream.send_all(b'x')
-            await stream.receive_some(64)
-            times.append(time.perf_counter() - start)
-        await stream.aclose()
-        return statistics.median(times)
-
-    took = trio.run(ping)
-    os.waitpid(pid, 0)
-    return took
-
-
-def job_memfloor_subint() -> dict:
-    '''PSS a legacy sub-interpreter holding trio + msgspec adds.'''
-    import _interpreters
-    before = _pss_kib(os.getpid())
-    iid = _interpreters.create('legacy')
-    _interpreters.exec(iid, f'import sys\nsys.path[:] = {sys.path!r}\nimport trio, msgspec')
-    time.sleep(0.2)
-    took = (_pss_kib(os.getpid()) - before) / 1024
-    _interpreters.destroy(iid)
-    return {'mem_subint': [took]}
 
 
 # run with `python -c`: this script imports tractor itself
@@ -559,6 +446,10 @@ def print_table(result: dict) -> None:
               f"{(f'{ratio:.2f}x' if ratio else '-'):>7}{_fmt(goal):>9}{mark}")
     print('ratio: the last column\'s cost over its floor (1.00x = at the floor); '
           'goal: issue 15 (ok/MISS for the last column)')
+    last = result['runs'][labels[-1]]
+    for key, (unit, what) in EXTRA_FLOORS.items():
+        if last.get(key):
+            print(f'  {key:<13}{_fmt(_med(last[key])):>8} {unit:<6} {what}')
 
 
 def compare(paths: list[str], label: str|None) -> None:
