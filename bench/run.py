@@ -61,7 +61,6 @@ import subprocess
 import sys
 import time
 
-import tractor
 
 # `floors.py` sits beside this script, which children also load (as
 # their parent's `__main__`) from other working directories
@@ -71,6 +70,11 @@ from floors import (  # noqa: E402
     _pss_kib,
     job_floors,
     job_memfloor_subint,
+)
+from targets import (  # noqa: E402
+    echo,
+    noop,
+    produce,
 )
 
 HERE = pathlib.Path(__file__).resolve()
@@ -101,30 +105,10 @@ def _for(table: dict, backend: str):
     return table.get(backend, table.get('*'))
 
 
-# -- what runs in the actors ---------------------------------------------
+# -- what runs in the actors: `targets.py` --------------------------------
 
-async def noop() -> None:
-    return None
-
-
-@tractor.context
-async def produce(ctx: tractor.Context, count: int) -> int:
-    await ctx.started()
-    async with ctx.open_stream() as stream:
-        for i in range(count):
-            await stream.send(i)
-    return count
-
-
-@tractor.context
-async def echo(ctx: tractor.Context) -> int:
-    await ctx.started()
-    n = 0
-    async with ctx.open_stream() as stream:
-        async for msg in stream:
-            await stream.send(msg)
-            n += 1
-    return n
+# every child: the target module only, not this script replayed
+_CHILD = dict(enable_modules=['targets'], inherit_parent_main=False)
 
 
 # -- jobs (one per process) -----------------------------------------------
@@ -150,7 +134,7 @@ async def job_spawn(backend: str, tpt: str, count: int) -> dict:
         for i in range(count + 1):
             async with tractor.open_nursery() as an:
                 start = time.perf_counter()
-                portal = await an.start_actor(f'spawn{i}', enable_modules=[__name__])
+                portal = await an.start_actor(f'spawn{i}', **_CHILD)
                 await portal.run(noop)
                 times.append((time.perf_counter() - start) * 1e3)
                 await portal.cancel_actor()
@@ -167,7 +151,7 @@ async def job_burst(backend: str, tpt: str, count: int = 16) -> dict:
         start = time.perf_counter()
         async with tractor.open_nursery() as an:
             async def one(i: int) -> None:
-                portal = await an.start_actor(f'burst{i}', enable_modules=[__name__])
+                portal = await an.start_actor(f'burst{i}', **_CHILD)
                 await portal.run(noop)
 
             async with trio.open_nursery() as tn:
@@ -183,7 +167,7 @@ async def job_ipc(backend: str, tpt: str, rpc_n: int, oneway_n: int, echo_n: int
     import tractor
     async with tractor.open_root_actor(**_root_kwargs(backend, tpt)):
         async with tractor.open_nursery() as an:
-            portal = await an.start_actor('ipc', enable_modules=[__name__])
+            portal = await an.start_actor('ipc', **_CHILD)
             # steady state: whatever a backend does after a spawn (the
             # subint pool warming its next spare) is over
             await trio.sleep(0.5)
@@ -257,14 +241,14 @@ async def job_memory(backend: str, tpt: str, count: int = 8) -> dict:
         async with tractor.open_nursery() as an:
             # helpers a backend starts once (forkserver, resource tracker)
             # and the first-spawn imports are not per-actor costs
-            portal = await an.start_actor('warm', enable_modules=[__name__])
+            portal = await an.start_actor('warm', **_CHILD)
             await portal.run(noop)
             await portal.cancel_actor()
         await trio.sleep(0.5)
         before = tree_pss_mib()
         async with tractor.open_nursery() as an:
             for i in range(count):
-                portal = await an.start_actor(f'mem{i}', enable_modules=[__name__])
+                portal = await an.start_actor(f'mem{i}', **_CHILD)
                 await portal.run(noop)
             await trio.sleep(0.5)
             during = tree_pss_mib()
