@@ -74,6 +74,8 @@ def job_floors(backend: str, tpt: str) -> dict:
             _interpreters.destroy(iid)
             creates.append((time.perf_counter() - start) * 1e3)
         out['subint_create'] = [statistics.median(creates)]
+        if backend == 'subint':
+            out['subint_cold16'] = [_subint_cold_burst(16)]
     except ImportError:
         pass
 
@@ -99,6 +101,35 @@ def job_floors(backend: str, tpt: str) -> dict:
     out['rpc_skeleton'] = [_rpc_skeleton(tpt, 3000) * 1e6]
     out.update(trio.run(_trio_costs))
     return out
+
+
+def _subint_cold_burst(count: int) -> float:
+    '''
+    Seconds for `count` sub-interpreters, made at once on threads of
+    their own, to import trio and msgspec: what a burst of `subint`
+    actors from a cold root cannot beat (legacy interpreters share one
+    GIL: msgspec refuses isolated ones).
+    '''
+    import threading
+    import _interpreters
+
+    iids = []
+
+    def warm() -> None:
+        iid = _interpreters.create('legacy')
+        iids.append(iid)
+        _interpreters.exec(iid, f'import sys\nsys.path[:] = {sys.path!r}\nimport trio, msgspec')
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=warm) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    took = time.perf_counter() - start
+    for iid in iids:
+        _interpreters.destroy(iid)
+    return took
 
 
 def _time_proc(code: str) -> float:

@@ -86,7 +86,7 @@ METRICS: dict[str, dict] = {
                                     'mp_forkserver': 'fork_warm', 'subint': 'subint_create'},
                   goal={'trio': 130, 'mp_forkserver': 10, 'subint': 10}),
     'spawn_first': dict(unit='ms', floor={}, goal={}),
-    'burst16': dict(unit='s', floor={'*': 'burst_floor'},
+    'burst16': dict(unit='s', floor={'subint': 'subint_cold16', '*': 'burst_floor'},
                     goal={'mp_forkserver': 0.25, 'subint': 1.0}),
     'rpc': dict(unit='us', floor={'*': 'pingpong'},
                 goal={'*': 100}),
