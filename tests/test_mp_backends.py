@@ -2,17 +2,21 @@
 The `multiprocessing` backends (`mp_spawn`, `mp_forkserver`) and backend
 selection: start-method keys, the user's `__main__` script in children,
 one shared forkserver for a nested tree (stopped when its process exits),
-and no leaked file descriptors across spawns.
+the forkserver's authentication as tractor speaks it from trio, and no
+leaked file descriptors across spawns.
 
 Most tests here pick their backend explicitly, whatever the session's
 `--spawn-backend` is, and restore the session's choice afterwards.
 
 '''
 import multiprocessing as mp
+import multiprocessing.connection as mp_conn
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import typing
 
 import psutil
@@ -189,6 +193,9 @@ def test_nested_actors_share_one_forkserver(reg_addr, restore_spawn_method):
     assert not psutil.pid_exists(grandchild)
     fs = psutil.Process(server_pid)
     assert 'multiprocessing.forkserver' in ' '.join(fs.cmdline())
+    # its preload ran trio once (`_forkserver_warm`): forking stays safe
+    # only if that left no thread behind
+    assert fs.num_threads() == 1
     assert fs.ppid() == os.getpid()
     # no other forkserver was started anywhere below us
     servers = [
@@ -196,6 +203,86 @@ def test_nested_actors_share_one_forkserver(reg_addr, restore_spawn_method):
         if 'multiprocessing.forkserver' in ' '.join(proc.cmdline())
     ]
     assert [proc.pid for proc in servers] == [server_pid]
+
+
+# ---- the forkserver's authentication ----
+
+def _stdlib_server(sock: socket.socket, authkey: bytes, out: list) -> None:
+    '''The forkserver's side of the exchange, as multiprocessing runs it.'''
+    conn = mp_conn.Connection(sock.detach())
+    try:
+        mp_conn.deliver_challenge(conn, authkey)
+        mp_conn.answer_challenge(conn, authkey)
+        out.append('authenticated')
+    except (mp.AuthenticationError, EOFError, OSError) as err:
+        out.append(err)
+    finally:
+        conn.close()
+
+
+def _keyless_server(sock: socket.socket, out: list) -> None:
+    '''A server that lets anyone in and cannot answer a challenge.'''
+    conn = mp_conn.Connection(sock.detach())
+    try:
+        conn.send_bytes(mp_conn._CHALLENGE + b'{sha256}' + os.urandom(40))
+        conn.recv_bytes(256)
+        conn.send_bytes(mp_conn._WELCOME)
+        conn.recv_bytes(256)
+        conn.send_bytes(b'{sha256}' + bytes(32))
+        out.append(conn.recv_bytes(256))
+    except (EOFError, OSError) as err:
+        out.append(err)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    'server_key, client_key, keyless, ok',
+    [
+        (b'k' * 32, b'k' * 32, False, True),
+        (b'k' * 32, b'x' * 32, False, False),
+        (None, b'k' * 32, True, False),
+    ],
+    ids=['same-key', 'wrong-key', 'server-without-key'],
+)
+def test_forkserver_authentication(server_key, client_key, keyless, ok):
+    '''
+    tractor asks the 3.14 forkserver for children from trio, speaking
+    multiprocessing's challenge itself: it must pass the stdlib's server
+    side with the key, and fail (before anything else is sent) against a
+    wrong key or a server that does not hold the key.
+
+    '''
+    from tractor.spawn import _mp
+    theirs, ours = socket.socketpair(socket.AF_UNIX)
+    out: list = []
+    if keyless:
+        server = threading.Thread(target=_keyless_server, args=(theirs, out))
+    else:
+        server = threading.Thread(target=_stdlib_server, args=(theirs, server_key, out))
+    server.start()
+
+    async def client() -> None:
+        with trio.fail_after(10):
+            with trio.socket.from_stdlib_socket(ours) as sock:
+                await _mp._authenticate(sock, client_key)
+
+    try:
+        if ok:
+            trio.run(client)
+        else:
+            with pytest.raises(mp.AuthenticationError):
+                trio.run(client)
+    finally:
+        ours.close()
+        server.join(10)
+    if ok:
+        assert out == ['authenticated']
+    elif keyless:
+        # told the impostor it failed, and sent it nothing more
+        assert out == [mp_conn._FAILURE]
+    else:
+        assert isinstance(out[0], (mp.AuthenticationError, EOFError, OSError))
 
 
 # ---- resources ----
