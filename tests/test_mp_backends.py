@@ -2,8 +2,8 @@
 The `multiprocessing` backends (`mp_spawn`, `mp_forkserver`) and backend
 selection: start-method keys, the user's `__main__` script in children,
 one shared forkserver for a nested tree (stopped when its process exits),
-the forkserver's authentication as tractor speaks it from trio, and no
-leaked file descriptors across spawns.
+the forkserver's authentication as tractor speaks it from trio, its
+warmed spares, and no leaked file descriptors across spawns.
 
 Most tests here pick their backend explicitly, whatever the session's
 `--spawn-backend` is, and restore the session's choice afterwards.
@@ -203,6 +203,82 @@ def test_nested_actors_share_one_forkserver(reg_addr, restore_spawn_method):
         if 'multiprocessing.forkserver' in ' '.join(proc.cmdline())
     ]
     assert [proc.pid for proc in servers] == [server_pid]
+
+
+# ---- forkserver spares ----
+
+async def whoami_where() -> tuple[int, str, str, str]:
+    '''(our pid, actor name, multiprocessing's name for us, our cwd)'''
+    return (
+        os.getpid(),
+        tractor.current_actor().name,
+        mp.current_process().name,
+        os.getcwd(),
+    )
+
+
+async def _spare_pid() -> int:
+    '''Wait until our run has a spare ready (the pool refills after a pause).'''
+    from tractor.spawn import _mp
+    pool = _mp._spare_pool.get()
+    while not pool.ready:
+        await trio.sleep(0.05)
+    return pool.ready[-1].handle.pid
+
+
+@pytest.mark.parametrize('spares', [1, 0], ids=['spares', 'no-spares'])
+def test_forkserver_spare_becomes_the_next_actor(
+    reg_addr,
+    restore_spawn_method,
+    monkeypatch,
+    tmp_path,
+    spares,
+):
+    '''
+    After a spawn, the forkserver forks a spare that warms up and waits:
+    the next spawn is that process, under the new actor's names and in
+    the spawner's current directory of then. A spawn that must not
+    inherit our `__main__` never takes a spare made for one that does.
+    Unclaimed spares end with the run. `SPARES = 0` turns them off.
+
+    '''
+    from tractor.spawn import _mp
+    monkeypatch.setattr(_mp, 'SPARES', spares)
+    monkeypatch.chdir(tmp_path)
+
+    async def main() -> int:
+        with trio.fail_after(30):
+            async with tractor.open_nursery(
+                registry_addrs=[reg_addr],
+                start_method='mp_forkserver',
+            ) as an:
+                first = await an.run_in_actor(get_pid, name='first')
+                await first.wait_for_result()
+                server = _mp._mp_forkserver._forkserver._forkserver_pid
+                if not spares:
+                    with pytest.raises(LookupError):
+                        _mp._spare_pool.get()
+                    return server
+
+                spare = await _spare_pid()
+                os.chdir(tmp_path / '..')
+                second = await an.run_in_actor(whoami_where, name='second')
+                pid, name, mp_name, cwd = await second.wait_for_result()
+                assert pid == spare
+                assert name == 'second'
+                assert mp_name.startswith('second@')
+                assert cwd == os.getcwd()
+
+                spare = await _spare_pid()
+                third = await an.run_in_actor(
+                    get_pid, name='third', inherit_parent_main=False,
+                )
+                assert await third.wait_for_result() != spare
+        return server
+
+    server = trio.run(main)
+    # the spare left over went with the run
+    assert psutil.Process(server).children() == []
 
 
 # ---- the forkserver's authentication ----

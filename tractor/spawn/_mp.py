@@ -593,16 +593,17 @@ def _server_running() -> bool:
     )
 
 
-async def _start_forkserver_child(args: SpawnArgs) -> MpProcessHandle:
-    if _in_subinterpreter():
-        _register_tracker_stop()
-    # starting the server blocks (in a thread, once); checking on it not
-    info = _forkserver_info() if _server_running() else await trio.to_thread.run_sync(
-        _forkserver_info
-    )
+async def _fork(
+    process: dict[str, Any],
+    info: tuple[Any, bytes|None],
+    inherit_parent_main: bool = True,
+) -> Any:
+    '''
+    Have the running forkserver fork the `multiprocessing.Process` of
+    `process` (its keyword arguments); return it started.
+    '''
     address, authkey = info
-    reason = ReasonPipe()
-    proc = _DeferredProcess(**_process_kwargs(args, 'mp_forkserver', info, reason))
+    proc = _DeferredProcess(**process)
     try:
         limit = _requests.get()
     except LookupError:
@@ -612,12 +613,9 @@ async def _start_forkserver_child(args: SpawnArgs) -> MpProcessHandle:
     # have forked, the child must be handed back to be supervised
     with trio.CancelScope(shield=True):
         async with limit:
-            _starting.without_main = not args.inherit_parent_main
+            _starting.without_main = not inherit_parent_main
             try:
                 proc.start()
-            except BaseException:
-                reason.close()
-                raise
             finally:
                 _starting.without_main = False
             popen = proc._popen
@@ -629,13 +627,305 @@ async def _start_forkserver_child(args: SpawnArgs) -> MpProcessHandle:
                 if popen._data_w is not None:
                     os.close(popen._data_w)
                 popen.finalizer()
-                reason.close()
                 raise
-    reason.close_child_end()
-    return MpProcessHandle(proc, forkserver=True, reason=reason)
+    return proc
+
+
+async def _ready_forkserver() -> tuple[Any, bytes|None]:
+    if _in_subinterpreter():
+        _register_tracker_stop()
+    # starting the server blocks (in a thread, once); checking on it not
+    if _server_running():
+        return _forkserver_info()
+    return await trio.to_thread.run_sync(_forkserver_info)
+
+
+async def _start_forkserver_child(args: SpawnArgs) -> MpProcessHandle:
+    pool = _spares_for_run()
+    try:
+        if pool is not None and (handle := pool.claim(args)) is not None:
+            return handle
+        info = await _ready_forkserver()
+        reason = ReasonPipe()
+        try:
+            proc = await _fork(
+                _process_kwargs(args, 'mp_forkserver', info, reason),
+                info,
+                inherit_parent_main=args.inherit_parent_main,
+            )
+        except BaseException:
+            reason.close()
+            raise
+        reason.close_child_end()
+        return MpProcessHandle(proc, forkserver=True, reason=reason)
+    finally:
+        if pool is not None:
+            pool.spawned()
+
+
+# -- spares: forkserver children forked and warmed ahead of a spawn --
+#
+# After the fork, a child still spent ~5 ms before its actor's trio
+# started: the exchange with the server and the fork itself, the
+# multiprocessing bootstrap, and above all a private copy of every page
+# of the server's heap it writes to on the way (~1000 pages by then,
+# ~3 us each here). A spare does all that ahead: forked while nothing
+# else is spawning, it bootstraps, runs trio once (`warm_trio()`), then
+# waits on a pipe of its own for the actor it will be. A spawn that
+# finds one hands it its arguments (the same ones, secret included,
+# multiprocessing would have written on the data pipe only the child
+# reads) and supervises it as if it had just been forked.
+#
+# Per trio run of a spawning actor: `SPARES` (`$TRACTOR_FORKSERVER_SPARES`,
+# default 1, 0 turns them off) refilled `REFILL_DELAY` after the last
+# spawn, so a spare never competes with children booting; torn down
+# when the run ends (an unclaimed spare exits at the end of its pipe,
+# which also happens if this process dies).
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(0, int(os.environ[name]))
+    except (KeyError, ValueError):
+        return default
+
+
+SPARES: int = _env_int('TRACTOR_FORKSERVER_SPARES', 1)
+REFILL_DELAY: float = 0.1
+# bound on an unclaimed spare's exit at teardown (it may be warming up)
+SPARE_STOP_BOUND: float = 1.0
+
+
+def _spare_main(claim: Any, reason_writer: Any) -> None:
+    '''
+    A spare's `multiprocessing` target: warm up, wait to be claimed,
+    then run the claiming spawn's actor exactly as `_mp_child_main()`.
+    '''
+    # idle, a Ctrl-C is its parent's to handle (it ends us by closing
+    # the pipe); claimed, the actor's handler is the usual one
+    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        warm_trio()
+        try:
+            payload = claim.recv_bytes()
+        except EOFError:
+            # never claimed
+            reason_writer.close()
+            return
+        finally:
+            claim.close()
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    name, cwd, sys_path, kwargs = _mp_reduction.ForkingPickler.loads(payload)
+    # what multiprocessing would have set from the spawner's state then
+    mp.current_process().name = name
+    if os.getcwd() != cwd:
+        os.chdir(cwd)
+    sys.path[:] = sys_path
+    _mp_child_main(**kwargs, reason_writer=reason_writer)
+
+
+class _Spare:
+    def __init__(
+        self,
+        proc: Any,
+        reason: ReasonPipe,
+        claim: Any,
+        server: Any,
+        inherit_parent_main: bool,
+    ) -> None:
+        self.handle = MpProcessHandle(proc, forkserver=True, reason=reason)
+        self.claim_w = claim
+        # the server that forked it (a spare of a replaced one is stale)
+        self.server = server
+        # whether multiprocessing set up our `__main__` in it: only a
+        # spawn asking the same may have it
+        self.inherit_parent_main = inherit_parent_main
+
+    def give(self, args: SpawnArgs, info: tuple[Any, bytes|None]) -> None:
+        name, uuid = args.uid
+        kwargs = _child_kwargs(args, 'mp_forkserver', info)
+        title = f'{name}@{uuid[:8]}'
+        self.handle.proc.name = title
+        try:
+            # a few hundred bytes: one write into an empty pipe
+            self.claim_w.send_bytes(_mp_reduction.ForkingPickler.dumps(
+                (title, os.getcwd(), sys.path, kwargs)
+            ))
+        finally:
+            self.claim_w.close()
+
+    def dismiss(self) -> None:
+        if not self.claim_w.closed:
+            self.claim_w.close()
+
+
+def _server_id() -> Any:
+    return _adopted_forkserver or _mp_forkserver._forkserver._forkserver_pid
+
+
+class _SparePool:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.ready: list[_Spare] = []
+        self.dismissed: list[_Spare] = []
+        self.last_spawn: float = 0.0
+        self.wanted = trio.Event()
+        # spares are made like the last spawn (see `_Spare`)
+        self.inherit_parent_main: bool = True
+
+    def claim(self, args: SpawnArgs) -> MpProcessHandle|None:
+        self.inherit_parent_main = args.inherit_parent_main
+        while self.ready:
+            spare = self.ready.pop()
+            if (
+                spare.server == _server_id()
+                and spare.inherit_parent_main == args.inherit_parent_main
+                and spare.handle.alive()
+            ):
+                try:
+                    spare.give(args, _forkserver_info())
+                except OSError:
+                    # it died just now
+                    self.dismissed.append(spare)
+                    continue
+                return spare.handle
+            spare.dismiss()
+            self.dismissed.append(spare)
+        return None
+
+    def spawned(self) -> None:
+        self.last_spawn = trio.current_time()
+        self.wanted.set()
+
+    async def _make(self) -> _Spare:
+        info = await _ready_forkserver()
+        inherit = self.inherit_parent_main
+        reason = ReasonPipe()
+        claim_r, claim_w = mp.Pipe(duplex=False)
+        try:
+            proc = await _fork(
+                dict(target=_spare_main, args=(claim_r, reason.writer), name='spare'),
+                info,
+                inherit_parent_main=inherit,
+            )
+        except BaseException:
+            reason.close()
+            claim_w.close()
+            raise
+        finally:
+            claim_r.close()
+        reason.close_child_end()
+        return _Spare(proc, reason, claim_w, _server_id(), inherit)
+
+    async def keep(self) -> None:
+        try:
+            while True:
+                await self.wanted.wait()
+                # only once no spawn happened for a while: a spare never
+                # takes CPU from children still booting
+                while (left := self.last_spawn + REFILL_DELAY - trio.current_time()) > 0:
+                    await trio.sleep(left)
+                self.wanted = trio.Event()
+                await self._reap_dismissed()
+                while len(self.ready) < self.size:
+                    try:
+                        self.ready.append(await self._make())
+                    except Exception as err:
+                        # spawning does not depend on spares: the next
+                        # spawn forks cold (and will say why if it fails)
+                        logger.warning(f'Could not start a forkserver spare: {err!r}')
+                        break
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.close()
+
+    async def _reap_dismissed(self) -> None:
+        while self.dismissed:
+            await _end_spare(self.dismissed.pop())
+
+    async def close(self) -> None:
+        for spare in self.ready:
+            spare.dismiss()
+        self.dismissed += self.ready
+        self.ready = []
+        await self._reap_dismissed()
+
+
+async def _end_spare(spare: _Spare) -> None:
+    spare.dismiss()
+    handle = spare.handle
+    with trio.move_on_after(SPARE_STOP_BOUND):
+        await handle.wait()
+    if handle.alive():
+        handle.kill()
+        with trio.move_on_after(SPARE_STOP_BOUND):
+            await handle.wait()
+    await handle.release()
+
+
+_spare_pool: trio.lowlevel.RunVar = trio.lowlevel.RunVar('_mp_fs_spares')
+
+
+def _spares_for_run() -> _SparePool|None:
+    if not SPARES:
+        return None
+    try:
+        return _spare_pool.get()
+    except LookupError:
+        pool = _SparePool(SPARES)
+        _spare_pool.set(pool)
+        trio.lowlevel.spawn_system_task(pool.keep, name='mp-forkserver-spares')
+        return pool
+
+
+async def _loopback() -> None:
+    # what every child does first: a TCP connect and a few bytes each
+    # way; numeric addresses only, so trio resolves without a thread
+    listener, = await trio.open_tcp_listeners(0, host='127.0.0.1')
+    async with listener:
+        port = listener.socket.getsockname()[1]
+        async with await trio.open_tcp_stream('127.0.0.1', port) as client:
+            async with await listener.accept() as server:
+                await client.send_all(b'x')
+                await server.receive_some(1)
+    left, right = trio.socket.socketpair(socket.AF_UNIX)
+    async with trio.SocketStream(left) as a, trio.SocketStream(right) as b:
+        await a.send_all(b'x')
+        await b.receive_some(1)
+
+
+def warm_trio() -> None:
+    '''
+    Run trio once the way a child starts: one-off work (lazy imports,
+    caches) done, and the pages it writes made this process's own.
+    Best effort: a process that cannot just stays colder.
+    '''
+    try:
+        trio.run(_loopback)
+    except Exception:
+        pass
 
 
 # -- the backends --
+
+def _child_kwargs(
+    args: SpawnArgs,
+    spawn_method: str,
+    info: tuple[Any, bytes|None]|None,
+) -> dict[str, Any]:
+    '''`_mp_child_main()`'s arguments for spawning `args`.'''
+    return dict(
+        uid=args.uid,
+        parent_addr=tuple(args.parent_addr),
+        loglevel=args.loglevel,
+        infect_asyncio=args.infect_asyncio,
+        spawn_method=spawn_method,
+        forkserver_info=info if SHARE_FORKSERVER else None,
+        # pickled onto a pipe only the child reads
+        secret=args.secret,
+        inherit_parent_main=args.inherit_parent_main,
+    )
+
 
 def _process_kwargs(
     args: SpawnArgs,
@@ -643,23 +933,14 @@ def _process_kwargs(
     info: tuple[Any, bytes|None]|None,
     reason: ReasonPipe,
 ) -> dict[str, Any]:
-    if not SHARE_FORKSERVER:
-        info = None
+    '''The `multiprocessing.Process` of a child spawning `args`.'''
     name, uuid = args.uid
     return dict(
         target=_mp_child_main,
-        args=(
-            args.uid,
-            tuple(args.parent_addr),
-            args.loglevel,
-            args.infect_asyncio,
-            spawn_method,
-            info,
-            # pickled onto the pipe multiprocessing hands the child
-            args.secret,
+        kwargs=dict(
+            _child_kwargs(args, spawn_method, info),
             # multiprocessing duplicates its fd into the child
-            reason.writer,
-            args.inherit_parent_main,
+            reason_writer=reason.writer,
         ),
         name=f'{name}@{uuid[:8]}',
     )
