@@ -243,6 +243,8 @@ def test_forkserver_spare_becomes_the_next_actor(
 
     '''
     from tractor.spawn import _mp
+    if not _mp._ASYNC_REQUESTS:
+        pytest.skip('spares come with asking the 3.14 forkserver from trio')
     monkeypatch.setattr(_mp, 'SPARES', spares)
     monkeypatch.chdir(tmp_path)
 
