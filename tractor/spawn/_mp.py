@@ -413,15 +413,15 @@ def _mp_child_main(
 #
 # multiprocessing asks its forkserver for a child with blocking calls (a
 # connect, the HMAC challenge both ways, the fds, the pid), which we ran
-# in a worker thread. Each step there needs the GIL back from the trio
-# thread: in a burst of spawns, with the trio thread busy booting the
-# first children, a step waited up to the interpreter's switch interval
-# (5 ms) for it, and the server, which serves one request at a time,
-# waited with it (4-26 ms per request measured, against 0.5 ms alone).
-# So once the server runs we ask it from trio: the same exchange, the
-# same authentication (the server's key, its challenge answered and ours
-# verified before it forks), no thread. Written against the protocol of
-# the 3.14 server; other versions keep the thread.
+# in a worker thread: two thread hops per spawn (~0.5 ms), and in a
+# burst each step waited for the GIL and a CPU while the server, which
+# serves one request at a time, waited with it (4-26 ms per request
+# measured, 0.5 ms alone). So once the server runs we ask it from trio:
+# the same exchange, the same authentication (its challenge answered
+# with its key, its answer to ours verified before the fds go), no
+# thread; ours goes out with our answer, one round trip less. Written
+# against the protocol of the 3.14 server; other versions keep the
+# thread.
 
 _ASYNC_REQUESTS: bool = sys.version_info[:2] == (3, 14)
 
