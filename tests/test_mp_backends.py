@@ -2,17 +2,21 @@
 The `multiprocessing` backends (`mp_spawn`, `mp_forkserver`) and backend
 selection: start-method keys, the user's `__main__` script in children,
 one shared forkserver for a nested tree (stopped when its process exits),
-and no leaked file descriptors across spawns.
+the forkserver's authentication as tractor speaks it from trio, its
+warmed spares, and no leaked file descriptors across spawns.
 
 Most tests here pick their backend explicitly, whatever the session's
 `--spawn-backend` is, and restore the session's choice afterwards.
 
 '''
 import multiprocessing as mp
+import multiprocessing.connection as mp_conn
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import typing
 
 import psutil
@@ -189,6 +193,9 @@ def test_nested_actors_share_one_forkserver(reg_addr, restore_spawn_method):
     assert not psutil.pid_exists(grandchild)
     fs = psutil.Process(server_pid)
     assert 'multiprocessing.forkserver' in ' '.join(fs.cmdline())
+    # its preload ran trio once (`_forkserver_warm`): forking stays safe
+    # only if that left no thread behind
+    assert fs.num_threads() == 1
     assert fs.ppid() == os.getpid()
     # no other forkserver was started anywhere below us
     servers = [
@@ -196,6 +203,164 @@ def test_nested_actors_share_one_forkserver(reg_addr, restore_spawn_method):
         if 'multiprocessing.forkserver' in ' '.join(proc.cmdline())
     ]
     assert [proc.pid for proc in servers] == [server_pid]
+
+
+# ---- forkserver spares ----
+
+async def whoami_where() -> tuple[int, str, str, str]:
+    '''(our pid, actor name, multiprocessing's name for us, our cwd)'''
+    return (
+        os.getpid(),
+        tractor.current_actor().name,
+        mp.current_process().name,
+        os.getcwd(),
+    )
+
+
+async def _spare_pid() -> int:
+    '''Wait until our run has a spare ready (the pool refills after a pause).'''
+    from tractor.spawn import _mp
+    pool = _mp._spare_pool.get()
+    while not pool.ready:
+        await trio.sleep(0.05)
+    return pool.ready[-1].handle.pid
+
+
+@pytest.mark.parametrize('spares', [1, 0], ids=['spares', 'no-spares'])
+def test_forkserver_spare_becomes_the_next_actor(
+    reg_addr,
+    restore_spawn_method,
+    monkeypatch,
+    tmp_path,
+    spares,
+):
+    '''
+    After a spawn, the forkserver forks a spare that warms up and waits:
+    the next spawn is that process, under the new actor's names and in
+    the spawner's current directory of then. A spawn that must not
+    inherit our `__main__` never takes a spare made for one that does.
+    Unclaimed spares end with the run. `SPARES = 0` turns them off.
+
+    '''
+    from tractor.spawn import _mp
+    if not _mp._ASYNC_REQUESTS:
+        pytest.skip('spares come with asking the 3.14 forkserver from trio')
+    monkeypatch.setattr(_mp, 'SPARES', spares)
+    monkeypatch.chdir(tmp_path)
+
+    async def main() -> int:
+        with trio.fail_after(30):
+            async with tractor.open_nursery(
+                registry_addrs=[reg_addr],
+                start_method='mp_forkserver',
+            ) as an:
+                first = await an.run_in_actor(get_pid, name='first')
+                await first.wait_for_result()
+                server = _mp._mp_forkserver._forkserver._forkserver_pid
+                if not spares:
+                    with pytest.raises(LookupError):
+                        _mp._spare_pool.get()
+                    return server
+
+                spare = await _spare_pid()
+                os.chdir(tmp_path / '..')
+                second = await an.run_in_actor(whoami_where, name='second')
+                pid, name, mp_name, cwd = await second.wait_for_result()
+                assert pid == spare
+                assert name == 'second'
+                assert mp_name.startswith('second@')
+                assert cwd == os.getcwd()
+
+                spare = await _spare_pid()
+                third = await an.run_in_actor(
+                    get_pid, name='third', inherit_parent_main=False,
+                )
+                assert await third.wait_for_result() != spare
+        return server
+
+    server = trio.run(main)
+    # the spare left over went with the run
+    assert psutil.Process(server).children() == []
+
+
+# ---- the forkserver's authentication ----
+
+def _stdlib_server(sock: socket.socket, authkey: bytes, out: list) -> None:
+    '''The forkserver's side of the exchange, as multiprocessing runs it.'''
+    conn = mp_conn.Connection(sock.detach())
+    try:
+        mp_conn.deliver_challenge(conn, authkey)
+        mp_conn.answer_challenge(conn, authkey)
+        out.append('authenticated')
+    except (mp.AuthenticationError, EOFError, OSError) as err:
+        out.append(err)
+    finally:
+        conn.close()
+
+
+def _keyless_server(sock: socket.socket, out: list) -> None:
+    '''A server that lets anyone in and cannot answer a challenge.'''
+    conn = mp_conn.Connection(sock.detach())
+    try:
+        conn.send_bytes(mp_conn._CHALLENGE + b'{sha256}' + os.urandom(40))
+        conn.recv_bytes(256)
+        conn.send_bytes(mp_conn._WELCOME)
+        conn.recv_bytes(256)
+        conn.send_bytes(b'{sha256}' + bytes(32))
+        out.append(conn.recv_bytes(256))
+    except (EOFError, OSError) as err:
+        out.append(err)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    'server_key, client_key, keyless, ok',
+    [
+        (b'k' * 32, b'k' * 32, False, True),
+        (b'k' * 32, b'x' * 32, False, False),
+        (None, b'k' * 32, True, False),
+    ],
+    ids=['same-key', 'wrong-key', 'server-without-key'],
+)
+def test_forkserver_authentication(server_key, client_key, keyless, ok):
+    '''
+    tractor asks the 3.14 forkserver for children from trio, speaking
+    multiprocessing's challenge itself: it must pass the stdlib's server
+    side with the key, and fail (before anything else is sent) against a
+    wrong key or a server that does not hold the key.
+
+    '''
+    from tractor.spawn import _mp
+    theirs, ours = socket.socketpair(socket.AF_UNIX)
+    out: list = []
+    if keyless:
+        server = threading.Thread(target=_keyless_server, args=(theirs, out))
+    else:
+        server = threading.Thread(target=_stdlib_server, args=(theirs, server_key, out))
+    server.start()
+
+    async def client() -> None:
+        with trio.fail_after(10):
+            with trio.socket.from_stdlib_socket(ours) as sock:
+                await _mp._authenticate(sock, client_key)
+
+    try:
+        if ok:
+            trio.run(client)
+        else:
+            with pytest.raises(mp.AuthenticationError):
+                trio.run(client)
+    finally:
+        ours.close()
+        server.join(10)
+    if ok:
+        assert out == ['authenticated']
+    elif keyless:
+        # told the impostor it failed, and sent it nothing more
+        assert out == [mp_conn._FAILURE]
+    else:
+        assert isinstance(out[0], (mp.AuthenticationError, EOFError, OSError))
 
 
 # ---- resources ----

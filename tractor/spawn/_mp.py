@@ -11,18 +11,27 @@ runtime detects and does not replay a second time.
 '''
 from __future__ import annotations
 
+import array
 import atexit
+import io
 import multiprocessing as mp
 import os
 import select
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
 import types
 from multiprocessing import (
+    connection as _mp_connection,
+    context as _mp_context,
     spawn as _mp_spawn,
     forkserver as _mp_forkserver,
+    popen_forkserver as _mp_popen_forkserver,
+    process as _mp_process,
+    reduction as _mp_reduction,
     resource_tracker as _mp_resource_tracker,
     util as _mp_util,
 )
@@ -400,7 +409,542 @@ def _mp_child_main(
         raise SystemExit(status)
 
 
+# -- asking the forkserver from trio --
+#
+# multiprocessing asks its forkserver for a child with blocking calls (a
+# connect, the HMAC challenge both ways, the fds, the pid), which we ran
+# in a worker thread: two thread hops per spawn (~0.5 ms), and in a
+# burst each step waited for the GIL and a CPU while the server, which
+# serves one request at a time, waited with it (4-26 ms per request
+# measured, 0.5 ms alone). So once the server runs we ask it from trio:
+# the same exchange, the same authentication (its challenge answered
+# with its key, its answer to ours verified before the fds go), no
+# thread; ours goes out with our answer, one round trip less. Written
+# against the protocol of the 3.14 server; other versions keep the
+# thread.
+
+_ASYNC_REQUESTS: bool = sys.version_info[:2] == (3, 14)
+
+# requests in flight at once: the server takes one at a time anyway, and
+# its listen backlog must never fill (a non-blocking UNIX connect then
+# fails instead of waiting)
+_MAX_REQUESTS: int = 16
+_requests: trio.lowlevel.RunVar = trio.lowlevel.RunVar('_mp_fs_requests')
+
+# the challenge messages of `multiprocessing.connection` are short
+_MAX_AUTH_MSG: int = 256
+
+
+class _DeferredPopen(_mp_popen_forkserver.Popen):
+    '''
+    multiprocessing's forkserver `Popen` without its round trip with the
+    server: `_launch()` only pickles what the child will read and opens
+    the two pipes; `_request_fork()` then asks the server for the fork.
+    '''
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = _mp_spawn.get_preparation_data(process_obj._name)
+        buf = io.BytesIO()
+        # pickling records the fds to hand over (`duplicate_for_child()`)
+        _mp_context.set_spawning_popen(self)
+        try:
+            _mp_reduction.dump(prep_data, buf)
+            _mp_reduction.dump(process_obj, buf)
+        finally:
+            _mp_context.set_spawning_popen(None)
+        self._data = buf.getvalue()
+        # status: the server writes the child's pid, later its exit code
+        self.sentinel, self._status_w = os.pipe()
+        # data: the child reads `_data`; our duplicate of the write end,
+        # held while we live, is how it can tell we died
+        self._data_r, self._data_w = os.pipe()
+        parent_w = os.dup(self._data_w)
+        self.finalizer = _mp_util.Finalize(
+            self, _mp_util.close_fds, (parent_w, self.sentinel),
+        )
+        # known once the server forked
+        self.pid = None
+
+    def poll(self, flag: int = os.WNOHANG) -> int|None:
+        # until we read the pid off the status pipe, what is there is the
+        # pid, not an exit code (multiprocessing polls every started
+        # process at each start)
+        if self.pid is None:
+            return None
+        return super().poll(flag)
+
+
+class _DeferredProcess(_mp_context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> _DeferredPopen:
+        return _DeferredPopen(process_obj)
+
+
+async def _recv_exactly(sock: Any, count: int) -> bytes:
+    data = b''
+    while len(data) < count:
+        chunk = await sock.recv(count - len(data))
+        if not chunk:
+            raise EOFError('the forkserver closed the connection')
+        data += chunk
+    return data
+
+
+async def _send_msgs(sock: Any, *payloads: bytes) -> None:
+    # `Connection.send_bytes()`'s frame: a big-endian length, the bytes
+    data = b''.join(struct.pack('!i', len(p)) + p for p in payloads)
+    while data:
+        data = data[await sock.send(data):]
+
+
+async def _recv_msg(sock: Any) -> bytes:
+    size, = struct.unpack('!i', await _recv_exactly(sock, 4))
+    if not 0 <= size <= _MAX_AUTH_MSG:
+        raise mp.AuthenticationError(f'bad message length from the forkserver: {size}')
+    return await _recv_exactly(sock, size)
+
+
+async def _authenticate(sock: Any, authkey: bytes) -> None:
+    '''
+    Both halves of `multiprocessing.connection`'s challenge, as the
+    server expects them: we prove we hold its key, then it proves it
+    does; its MAC helpers do the cryptography. Our challenge goes out
+    with our answer (the server reads one exact frame at a time, so it
+    waits in its buffer): one round trip less for a server that is
+    single-threaded and waits on us.
+    '''
+    challenge = await _recv_msg(sock)
+    if not challenge.startswith(_mp_connection._CHALLENGE):
+        raise mp.AuthenticationError('the forkserver sent no challenge')
+    challenge = challenge[len(_mp_connection._CHALLENGE):]
+    ours = b'{sha256}' + os.urandom(_mp_connection.MESSAGE_LENGTH)
+    await _send_msgs(
+        sock,
+        _mp_connection._create_response(authkey, challenge),
+        _mp_connection._CHALLENGE + ours,
+    )
+    if await _recv_msg(sock) != _mp_connection._WELCOME:
+        raise mp.AuthenticationError('the forkserver rejected our key')
+    try:
+        _mp_connection._verify_challenge(authkey, ours, await _recv_msg(sock))
+    except mp.AuthenticationError:
+        await _send_msgs(sock, _mp_connection._FAILURE)
+        raise
+    await _send_msgs(sock, _mp_connection._WELCOME)
+
+
+async def _request_fork(popen: _DeferredPopen, address: str, authkey: bytes) -> int:
+    '''
+    What `ForkServer.connect_to_new_process()` and `Popen._launch()` do
+    after pickling, from trio: hand the server the child's fds, write
+    the child its data, read its pid.
+    '''
+    server = _mp_forkserver._forkserver
+    fds = [
+        popen._data_r,
+        popen._status_w,
+        server._forkserver_alive_fd,
+        _mp_resource_tracker.getfd(),
+        *popen._fds,
+    ]
+    if len(fds) >= _mp_forkserver.MAXFDS_TO_SEND:
+        raise ValueError('too many fds')
+    try:
+        with trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            await sock.connect(address)
+            if authkey:
+                await _authenticate(sock, authkey)
+            await sock.sendmsg(
+                [bytes([len(fds) % 256])],
+                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', fds))],
+            )
+            # the server acknowledges the fds before it forks
+            if await _recv_exactly(sock, 1) != b'A':
+                raise RuntimeError('the forkserver did not acknowledge the fds')
+    finally:
+        # the server (and so the child) has its own copies now
+        os.close(popen._data_r)
+        os.close(popen._status_w)
+
+    # small (a few KiB), and the child reads it as soon as it is forked
+    data = memoryview(popen._data)
+    try:
+        os.set_blocking(popen._data_w, False)
+        while data:
+            try:
+                data = data[os.write(popen._data_w, data):]
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(popen._data_w)
+    finally:
+        data.release()
+        popen._data = None
+        os.close(popen._data_w)
+        popen._data_w = None
+
+    # the server writes the pid (8 bytes, one write) once it forked
+    await trio.lowlevel.wait_readable(popen.sentinel)
+    return _mp_forkserver.read_signed(popen.sentinel)
+
+
+def _server_running() -> bool:
+    return (
+        _adopted_forkserver is not None
+        or _mp_forkserver._forkserver._forkserver_pid is not None
+    )
+
+
+async def _fork(
+    process: dict[str, Any],
+    info: tuple[Any, bytes|None],
+    inherit_parent_main: bool = True,
+) -> Any:
+    '''
+    Have the running forkserver fork the `multiprocessing.Process` of
+    `process` (its keyword arguments); return it started.
+    '''
+    address, authkey = info
+    proc = _DeferredProcess(**process)
+    try:
+        limit = _requests.get()
+    except LookupError:
+        limit = trio.Semaphore(_MAX_REQUESTS)
+        _requests.set(limit)
+    # uncancellable, like the thread it replaces: once the server may
+    # have forked, the child must be handed back to be supervised
+    with trio.CancelScope(shield=True):
+        async with limit:
+            _starting.without_main = not inherit_parent_main
+            try:
+                proc.start()
+            finally:
+                _starting.without_main = False
+            popen = proc._popen
+            try:
+                popen.pid = await _request_fork(popen, address, authkey)
+            except BaseException:
+                # no child to supervise: forget the process entirely
+                _mp_process._children.discard(proc)
+                if popen._data_w is not None:
+                    os.close(popen._data_w)
+                popen.finalizer()
+                raise
+    return proc
+
+
+async def _ready_forkserver() -> tuple[Any, bytes|None]:
+    if _in_subinterpreter():
+        _register_tracker_stop()
+    # starting the server blocks (in a thread, once); checking on it not
+    if _server_running():
+        return _forkserver_info()
+    return await trio.to_thread.run_sync(_forkserver_info)
+
+
+async def _start_forkserver_child(args: SpawnArgs) -> MpProcessHandle:
+    pool = _spares_for_run()
+    try:
+        if pool is not None and (handle := pool.claim(args)) is not None:
+            return handle
+        info = await _ready_forkserver()
+        reason = ReasonPipe()
+        try:
+            proc = await _fork(
+                _process_kwargs(args, 'mp_forkserver', info, reason),
+                info,
+                inherit_parent_main=args.inherit_parent_main,
+            )
+        except BaseException:
+            reason.close()
+            raise
+        reason.close_child_end()
+        return MpProcessHandle(proc, forkserver=True, reason=reason)
+    finally:
+        if pool is not None:
+            pool.spawned()
+
+
+# -- spares: forkserver children forked and warmed ahead of a spawn --
+#
+# After the fork, a child still spent ~5 ms before its actor's trio
+# started: the exchange with the server and the fork itself, the
+# multiprocessing bootstrap, and above all a private copy of every page
+# of the server's heap it writes to on the way (~1000 pages by then,
+# ~3 us each here). A spare does all that ahead: forked while nothing
+# else is spawning, it bootstraps, runs trio once (`warm_trio()`), then
+# waits on a pipe of its own for the actor it will be. A spawn that
+# finds one hands it its arguments (the same ones, secret included,
+# multiprocessing would have written on the data pipe only the child
+# reads) and supervises it as if it had just been forked.
+#
+# Per trio run of a spawning actor: `SPARES` (`$TRACTOR_FORKSERVER_SPARES`,
+# default 1, 0 turns them off) refilled `REFILL_DELAY` after the last
+# spawn, so a spare never competes with children booting; torn down
+# when the run ends (an unclaimed spare exits at the end of its pipe,
+# which also happens if this process dies).
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(0, int(os.environ[name]))
+    except (KeyError, ValueError):
+        return default
+
+
+SPARES: int = _env_int('TRACTOR_FORKSERVER_SPARES', 1)
+REFILL_DELAY: float = 0.1
+# bound on an unclaimed spare's exit at teardown (it may be warming up)
+SPARE_STOP_BOUND: float = 1.0
+
+
+def _spare_main(claim: Any, reason_writer: Any) -> None:
+    '''
+    A spare's `multiprocessing` target: warm up, wait to be claimed,
+    then run the claiming spawn's actor exactly as `_mp_child_main()`.
+    '''
+    # idle, a Ctrl-C is its parent's to handle (it ends us by closing
+    # the pipe); claimed, the actor's handler is the usual one
+    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        warm_trio()
+        try:
+            payload = claim.recv_bytes()
+        except EOFError:
+            # never claimed
+            reason_writer.close()
+            return
+        finally:
+            claim.close()
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    name, cwd, sys_path, kwargs = _mp_reduction.ForkingPickler.loads(payload)
+    # what multiprocessing would have set from the spawner's state then
+    mp.current_process().name = name
+    if os.getcwd() != cwd:
+        os.chdir(cwd)
+    sys.path[:] = sys_path
+    _mp_child_main(**kwargs, reason_writer=reason_writer)
+
+
+class _Spare:
+    def __init__(
+        self,
+        proc: Any,
+        reason: ReasonPipe,
+        claim: Any,
+        server: Any,
+        inherit_parent_main: bool,
+    ) -> None:
+        self.handle = MpProcessHandle(proc, forkserver=True, reason=reason)
+        self.claim_w = claim
+        # the server that forked it (a spare of a replaced one is stale)
+        self.server = server
+        # whether multiprocessing set up our `__main__` in it: only a
+        # spawn asking the same may have it
+        self.inherit_parent_main = inherit_parent_main
+
+    def give(self, args: SpawnArgs, info: tuple[Any, bytes|None]) -> None:
+        name, uuid = args.uid
+        kwargs = _child_kwargs(args, 'mp_forkserver', info)
+        title = f'{name}@{uuid[:8]}'
+        self.handle.proc.name = title
+        try:
+            # a few hundred bytes: one write into an empty pipe
+            self.claim_w.send_bytes(_mp_reduction.ForkingPickler.dumps(
+                (title, os.getcwd(), sys.path, kwargs)
+            ))
+        finally:
+            self.claim_w.close()
+
+    def dismiss(self) -> None:
+        if not self.claim_w.closed:
+            self.claim_w.close()
+
+
+def _server_id() -> Any:
+    return _adopted_forkserver or _mp_forkserver._forkserver._forkserver_pid
+
+
+class _SparePool:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.ready: list[_Spare] = []
+        self.dismissed: list[_Spare] = []
+        self.last_spawn: float = 0.0
+        self.wanted = trio.Event()
+        # spares are made like the last spawn (see `_Spare`)
+        self.inherit_parent_main: bool = True
+
+    def claim(self, args: SpawnArgs) -> MpProcessHandle|None:
+        self.inherit_parent_main = args.inherit_parent_main
+        while self.ready:
+            spare = self.ready.pop()
+            if (
+                spare.server == _server_id()
+                and spare.inherit_parent_main == args.inherit_parent_main
+                and spare.handle.alive()
+            ):
+                try:
+                    spare.give(args, _forkserver_info())
+                except OSError:
+                    # it died just now
+                    self.dismissed.append(spare)
+                    continue
+                return spare.handle
+            spare.dismiss()
+            self.dismissed.append(spare)
+        return None
+
+    def spawned(self) -> None:
+        self.last_spawn = trio.current_time()
+        self.wanted.set()
+
+    async def _make(self) -> _Spare:
+        info = await _ready_forkserver()
+        inherit = self.inherit_parent_main
+        reason = ReasonPipe()
+        claim_r, claim_w = mp.Pipe(duplex=False)
+        try:
+            proc = await _fork(
+                dict(target=_spare_main, args=(claim_r, reason.writer), name='spare'),
+                info,
+                inherit_parent_main=inherit,
+            )
+        except BaseException:
+            reason.close()
+            claim_w.close()
+            raise
+        finally:
+            claim_r.close()
+        reason.close_child_end()
+        return _Spare(proc, reason, claim_w, _server_id(), inherit)
+
+    async def keep(self) -> None:
+        try:
+            while True:
+                await self.wanted.wait()
+                # only once no spawn happened for a while: a spare never
+                # takes CPU from children still booting
+                while (left := self.last_spawn + REFILL_DELAY - trio.current_time()) > 0:
+                    await trio.sleep(left)
+                self.wanted = trio.Event()
+                await self._reap_dismissed()
+                while len(self.ready) < self.size:
+                    try:
+                        self.ready.append(await self._make())
+                    except Exception as err:
+                        # spawning does not depend on spares: the next
+                        # spawn forks cold (and will say why if it fails)
+                        logger.warning(f'Could not start a forkserver spare: {err!r}')
+                        break
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.close()
+
+    async def _reap_dismissed(self) -> None:
+        while self.dismissed:
+            await _end_spare(self.dismissed.pop())
+
+    async def close(self) -> None:
+        for spare in self.ready:
+            spare.dismiss()
+        self.dismissed += self.ready
+        self.ready = []
+        await self._reap_dismissed()
+
+
+async def _end_spare(spare: _Spare) -> None:
+    spare.dismiss()
+    handle = spare.handle
+    with trio.move_on_after(SPARE_STOP_BOUND):
+        await handle.wait()
+    if handle.alive():
+        handle.kill()
+        with trio.move_on_after(SPARE_STOP_BOUND):
+            await handle.wait()
+    await handle.release()
+
+
+_spare_pool: trio.lowlevel.RunVar = trio.lowlevel.RunVar('_mp_fs_spares')
+
+
+def _spares_for_run() -> _SparePool|None:
+    if not SPARES:
+        return None
+    try:
+        return _spare_pool.get()
+    except LookupError:
+        pool = _SparePool(SPARES)
+        _spare_pool.set(pool)
+        trio.lowlevel.spawn_system_task(pool.keep, name='mp-forkserver-spares')
+        return pool
+
+
+async def _loopback() -> None:
+    # what every child does first: a TCP connect and a few bytes each
+    # way; numeric addresses only, so trio resolves without a thread
+    listener, = await trio.open_tcp_listeners(0, host='127.0.0.1')
+    async with listener:
+        port = listener.socket.getsockname()[1]
+        async with await trio.open_tcp_stream('127.0.0.1', port) as client:
+            async with await listener.accept() as server:
+                await client.send_all(b'x')
+                await server.receive_some(1)
+    left, right = trio.socket.socketpair(socket.AF_UNIX)
+    async with trio.SocketStream(left) as a, trio.SocketStream(right) as b:
+        await a.send_all(b'x')
+        await b.receive_some(1)
+
+
+def warm_trio() -> None:
+    '''
+    Run trio once the way a child starts: one-off work (lazy imports,
+    caches) done, and the pages it writes made this process's own.
+    Best effort: a process that cannot just stays colder.
+    '''
+    try:
+        trio.run(_loopback)
+    except Exception:
+        pass
+
+
 # -- the backends --
+
+def _child_kwargs(
+    args: SpawnArgs,
+    spawn_method: str,
+    info: tuple[Any, bytes|None]|None,
+) -> dict[str, Any]:
+    '''`_mp_child_main()`'s arguments for spawning `args`.'''
+    return dict(
+        uid=args.uid,
+        parent_addr=tuple(args.parent_addr),
+        loglevel=args.loglevel,
+        infect_asyncio=args.infect_asyncio,
+        spawn_method=spawn_method,
+        forkserver_info=info if SHARE_FORKSERVER else None,
+        # pickled onto a pipe only the child reads
+        secret=args.secret,
+        inherit_parent_main=args.inherit_parent_main,
+    )
+
+
+def _process_kwargs(
+    args: SpawnArgs,
+    spawn_method: str,
+    info: tuple[Any, bytes|None]|None,
+    reason: ReasonPipe,
+) -> dict[str, Any]:
+    '''The `multiprocessing.Process` of a child spawning `args`.'''
+    name, uuid = args.uid
+    return dict(
+        target=_mp_child_main,
+        kwargs=dict(
+            _child_kwargs(args, spawn_method, info),
+            # multiprocessing duplicates its fd into the child
+            reason_writer=reason.writer,
+        ),
+        name=f'{name}@{uuid[:8]}',
+    )
+
 
 async def _start(
     args: SpawnArgs,
@@ -414,6 +958,8 @@ async def _start(
             f'`proc_kwargs` do not apply to the {spawn_method!r} spawn backend '
             f'(multiprocessing starts the process): {args.proc_kwargs!r}'
         )
+    if forkserver and _ASYNC_REQUESTS:
+        return await _start_forkserver_child(args)
 
     def start() -> Any:
         if _in_subinterpreter():
@@ -423,27 +969,8 @@ async def _start(
         # even when not sharing it, our own server must be started with
         # the preload and the exit hook
         info = _forkserver_info() if forkserver else None
-        if not SHARE_FORKSERVER:
-            info = None
-        name, uuid = args.uid
         reason = ReasonPipe()
-        proc = ctx.Process(
-            target=_mp_child_main,
-            args=(
-                args.uid,
-                tuple(args.parent_addr),
-                args.loglevel,
-                args.infect_asyncio,
-                spawn_method,
-                info,
-                # pickled onto the pipe multiprocessing hands the child
-                args.secret,
-                # multiprocessing duplicates its fd into the child
-                reason.writer,
-                args.inherit_parent_main,
-            ),
-            name=f'{name}@{uuid[:8]}',
-        )
+        proc = ctx.Process(**_process_kwargs(args, spawn_method, info, reason))
         _starting.without_main = not args.inherit_parent_main
         try:
             proc.start()
