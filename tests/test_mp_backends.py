@@ -184,8 +184,8 @@ def test_nested_actors_share_one_forkserver(reg_addr, restore_spawn_method):
                 return await portal.wait_for_result()
 
     child, grandchild = trio.run(main)
-    from tractor.spawn import _mp
-    server_pid = _mp._mp_forkserver._forkserver._forkserver_pid
+    from tractor.spawn import _forkserver
+    server_pid = _forkserver._mp_forkserver._forkserver._forkserver_pid
     assert server_pid is not None
     # both exited by now; what the server told us about them is that it
     # reaped both, so check the tree structure while it is still alive
@@ -219,8 +219,8 @@ async def whoami_where() -> tuple[int, str, str, str]:
 
 async def _spare_pid() -> int:
     '''Wait until our run has a spare ready (the pool refills after a pause).'''
-    from tractor.spawn import _mp
-    pool = _mp._spare_pool.get()
+    from tractor.spawn import _forkserver_spares
+    pool = _forkserver_spares._spare_pool.get()
     while not pool.ready:
         await trio.sleep(0.05)
     return pool.ready[-1].handle.pid
@@ -242,10 +242,10 @@ def test_forkserver_spare_becomes_the_next_actor(
     Unclaimed spares end with the run. `SPARES = 0` turns them off.
 
     '''
-    from tractor.spawn import _mp
-    if not _mp._ASYNC_REQUESTS:
+    from tractor.spawn import _forkserver, _forkserver_spares
+    if not _forkserver._ASYNC_REQUESTS:
         pytest.skip('spares come with asking the 3.14 forkserver from trio')
-    monkeypatch.setattr(_mp, 'SPARES', spares)
+    monkeypatch.setattr(_forkserver_spares, 'SPARES', spares)
     monkeypatch.chdir(tmp_path)
 
     async def main() -> int:
@@ -256,10 +256,10 @@ def test_forkserver_spare_becomes_the_next_actor(
             ) as an:
                 first = await an.run_in_actor(get_pid, name='first')
                 await first.wait_for_result()
-                server = _mp._mp_forkserver._forkserver._forkserver_pid
+                server = _forkserver._mp_forkserver._forkserver._forkserver_pid
                 if not spares:
                     with pytest.raises(LookupError):
-                        _mp._spare_pool.get()
+                        _forkserver_spares._spare_pool.get()
                     return server
 
                 spare = await _spare_pid()
@@ -331,7 +331,7 @@ def test_forkserver_authentication(server_key, client_key, keyless, ok):
     wrong key or a server that does not hold the key.
 
     '''
-    from tractor.spawn import _mp
+    from tractor.spawn import _forkserver
     theirs, ours = socket.socketpair(socket.AF_UNIX)
     out: list = []
     if keyless:
@@ -343,7 +343,7 @@ def test_forkserver_authentication(server_key, client_key, keyless, ok):
     async def client() -> None:
         with trio.fail_after(10):
             with trio.socket.from_stdlib_socket(ours) as sock:
-                await _mp._authenticate(sock, client_key)
+                await _forkserver._authenticate(sock, client_key)
 
     try:
         if ok:

@@ -1,16 +1,15 @@
 '''
-Imported last by the `mp_forkserver` server (`_mp.FORKSERVER_PRELOAD`),
-once, before it forks anything: everything a child still loaded after
-the fork on its way to serving (its process title, the `idna` codec a
-TCP connect looks up) is loaded here instead, trio is run once (see
-`_mp.warm_trio()`: its one-off work then is done for every child), then
-the server's objects are frozen out of the garbage collector, so
-children neither scan nor copy-on-write them (`gc.freeze()`, as
-recommended before forking).
+Imported last by the `mp_forkserver` server
+(`_forkserver.FORKSERVER_PRELOAD`), once, before it forks anything:
+everything a child still loaded after the fork on its way to serving
+(its process title) is loaded here instead, trio is run once (see
+`_forkserver_spares.warm_trio()`: its one-off work then is done for
+every child), then the server's objects are frozen out of the garbage
+collector, so children neither scan nor copy-on-write them
+(`gc.freeze()`, as recommended before forking).
 
 Never imported anywhere else: it only has side effects.
 '''
-import encodings.idna  # noqa: F401  (`socket` encodes host names with it)
 import gc
 
 try:
@@ -18,9 +17,9 @@ try:
 except ImportError:
     pass
 
-from tractor.spawn import _mp  # the child's entry
+from tractor.spawn._forkserver_spares import warm_trio
 
 # no thread is left behind (checked in the tests): forking stays safe
-_mp.warm_trio()
+warm_trio()
 gc.collect()
 gc.freeze()
