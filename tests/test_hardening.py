@@ -23,7 +23,10 @@ import uuid
 import pytest
 import trio
 import tractor
-from tractor._exceptions import MsgTypeError
+from tractor._exceptions import (
+    ActorFailure,
+    MsgTypeError,
+)
 from tractor._testing import nursery_kwargs
 from tractor._testing.raw_peer import RawPeer
 from tractor.ipc._auth import current_secret
@@ -252,17 +255,20 @@ def test_sigkilled_childs_socket_file_is_removed(reg_addr, start_method, tpt_pro
 
     async def main():
         with trio.fail_after(20):
-            async with tractor.open_nursery(
-                **nursery_kwargs(reg_addr, start_method),
-            ) as an:
-                portal = await start_echo_daemon(an, 'victim')
-                pid = await portal.run(get_pid)
-                sockdir, filename = (await portal.run(accept_addrs))[0]
-                sockpath = os.path.join(sockdir, filename)
-                assert filename.endswith(f'@{pid}.sock')
-                assert os.path.exists(sockpath)
-                os.kill(pid, signal.SIGKILL)
-                await an.cancel()
+            # the death is the nursery's error once noticed (waited for
+            # here: cancelling the nursery first would race it)
+            with pytest.raises(ActorFailure, match='killed by SIGKILL'):
+                async with tractor.open_nursery(
+                    **nursery_kwargs(reg_addr, start_method),
+                ) as an:
+                    portal = await start_echo_daemon(an, 'victim')
+                    pid = await portal.run(get_pid)
+                    sockdir, filename = (await portal.run(accept_addrs))[0]
+                    sockpath = os.path.join(sockdir, filename)
+                    assert filename.endswith(f'@{pid}.sock')
+                    assert os.path.exists(sockpath)
+                    os.kill(pid, signal.SIGKILL)
+                    await trio.sleep_forever()
             assert not os.path.exists(sockpath)
 
     trio.run(main)
