@@ -72,8 +72,14 @@ SPARES: int = _env_int('TRACTOR_SUBINT_SPARES', 1)
 EAGER: bool = bool(_env_int('TRACTOR_SUBINT_EAGER', 0))
 
 # what a spare imports ahead, one step at a time: the runtime a child
-# needs to connect back and serve (`_subint` pulls in the child entry)
-WARM_IMPORTS: tuple[str, ...] = ('trio', 'msgspec', 'tractor', 'tractor.spawn._subint')
+# needs to connect back and serve (`_subint` pulls in the child entry),
+# and what its boot would otherwise import first thing: `pickle` (the
+# actor's thread hands it its entry and arguments through
+# `_interpreters.call()`, which unpickles them inside) and the `idna`
+# codec (a TCP connect encodes the host with it); ~2.5 ms of a spawn
+WARM_IMPORTS: tuple[str, ...] = (
+    'trio', 'msgspec', 'tractor', 'tractor.spawn._subint', 'pickle', 'encodings.idna',
+)
 # seconds after the last spawn before a spare starts warming, so a new
 # actor boots (connects, handshakes, registers) and a burst of spawns
 # runs without sharing the GIL with an import
