@@ -48,18 +48,19 @@ otherwise make every child compile them again).
 '''
 from __future__ import annotations
 
-import argparse
-import compileall
-import json
 import os
 import pathlib
 import socket
-import statistics
-import subprocess
 import sys
 import time
 
 import tractor
+
+# What the orchestrator alone needs (`argparse`, `compileall`, `json`,
+# `statistics`, `subprocess`) is imported where it is used: every child
+# a job spawns replays this script as its parent's `__main__`, and those
+# imports cost ~5 ms of each spawn (in a sub-interpreter), which the
+# `spawn` metric would otherwise count as tractor's.
 
 HERE = pathlib.Path(__file__).resolve()
 BACKENDS = ('trio', 'mp_spawn', 'mp_forkserver', 'subint')
@@ -167,6 +168,7 @@ async def job_burst(backend: str, tpt: str, count: int = 16) -> dict:
 
 
 async def job_ipc(backend: str, tpt: str, rpc_n: int, oneway_n: int, echo_n: int) -> dict:
+    import statistics
     import trio
     import tractor
     async with tractor.open_root_actor(**_root_kwargs(backend, tpt)):
@@ -272,6 +274,7 @@ async def job_memory(backend: str, tpt: str, count: int = 8) -> dict:
 
 
 def job_floors(backend: str, tpt: str) -> dict:
+    import statistics
     import msgspec
     import trio
     out: dict[str, list[float]] = {}
@@ -325,12 +328,14 @@ def job_floors(backend: str, tpt: str) -> dict:
 
 
 def _time_proc(code: str) -> float:
+    import subprocess
     start = time.perf_counter()
     subprocess.run([sys.executable, '-c', code], check=True)
     return time.perf_counter() - start
 
 
 def _pingpong(tpt: str, rounds: int) -> float:
+    import statistics
     if tpt == 'uds':
         left, right = socket.socketpair(socket.AF_UNIX)
     else:
@@ -405,6 +410,7 @@ _SNIPPETS = {
 
 
 def run_job(args: argparse.Namespace) -> None:
+    import json
     name, backend, tpt = args.job, args.backend, args.tpt
     if name in ('spawn', 'burst', 'ipc', 'memory'):
         import trio
@@ -435,6 +441,8 @@ def _jobs(backend: str) -> list[str]:
 
 
 def _spawn_job(tree: pathlib.Path, job: str, args: argparse.Namespace) -> dict:
+    import json
+    import subprocess
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(tree), env.get('PYTHONPATH')]))
     env['PYTHONDONTWRITEBYTECODE'] = '1'  # use what `compileall` wrote
@@ -455,6 +463,7 @@ def _spawn_job(tree: pathlib.Path, job: str, args: argparse.Namespace) -> dict:
 
 
 def _git_rev(tree: pathlib.Path) -> str:
+    import subprocess
     try:
         rev = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=tree,
                              capture_output=True, text=True).stdout.strip()
@@ -466,6 +475,7 @@ def _git_rev(tree: pathlib.Path) -> str:
 
 
 def orchestrate(args: argparse.Namespace) -> dict:
+    import compileall
     trees: dict[str, pathlib.Path] = {}
     for spec in args.tree or [f'this={HERE.parent.parent}']:
         label, _, path = spec.partition('=')
@@ -511,6 +521,7 @@ def _fmt(value: float|None, unit: str = '') -> str:
 
 
 def _med(vals: list[float]|None) -> float|None:
+    import statistics
     return statistics.median(vals) if vals else None
 
 
@@ -562,6 +573,7 @@ def print_table(result: dict) -> None:
 
 
 def compare(paths: list[str], label: str|None) -> None:
+    import json
     results = [json.loads(pathlib.Path(p).read_text()) for p in paths]
     runs: dict[str, dict] = {}
     for path, result in zip(paths, results):
@@ -581,6 +593,8 @@ def compare(paths: list[str], label: str|None) -> None:
 
 
 def main() -> None:
+    import argparse
+    import json
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('--backend', default='trio', choices=BACKENDS)
     parser.add_argument('--tpt', default='tcp', choices=['tcp', 'uds'])
