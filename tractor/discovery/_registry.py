@@ -59,6 +59,7 @@ class Registrar(Actor):
     is_registrar: bool = True
     _self_rpc_methods = Actor._self_rpc_methods | {
         'register_actor',
+        'register_actor_addrs',
         'unregister_actor',
         'find_actor',
         'wait_for_actor',
@@ -90,6 +91,20 @@ class Registrar(Actor):
             addrs.append(addr)
         for event in self._waiters.pop(uid[0], []):
             event.set()
+
+    async def register_actor_addrs(
+        self,
+        uid: tuple[str, str]|list,
+        addrs: list[Any],
+    ) -> None:
+        '''
+        `register_actor()` each of `addrs`; then, if `uid` is our child
+        registering over our channel to it, let our requests to it go
+        (see `runtime._runtime.registers_via_parent()`).
+        '''
+        for addr in addrs:
+            await self.register_actor(uid, addr)
+        self._release_requests(tuple(uid))
 
     async def unregister_actor(self, uid: tuple[str, str]|list) -> None:
         uid = tuple(uid)

@@ -89,6 +89,8 @@ class Actor:
     msg_buffer_size: int = 2**6
     # runtime methods a peer may call in the `'self'` namespace
     _self_rpc_methods: frozenset[str] = frozenset({'cancel', '_cancel_task'})
+    # requests that never wait for anything (see `start_remote_task()`)
+    _cancel_methods: frozenset[str] = frozenset({'cancel', '_cancel_task'})
 
     def __init__(
         self,
@@ -141,6 +143,10 @@ class Actor:
         self._lost_parent: bool = False
         self._cancel_complete = trio.Event()
         self._registered_at: list[Any] = []
+        # children of ours registering with us over our channel to them
+        # (`registers_via_parent()`), not done yet: our requests to them
+        # wait for it (`start_remote_task()`)
+        self._booting: dict[tuple[str, str], trio.Event] = {}
         self._trio_token: trio.lowlevel.TrioToken|None = None
 
     # -- identity --
@@ -283,10 +289,23 @@ class Actor:
         ctx.portal = portal
         key = (chan.aid.uid, cid)
         try:
-            await chan.send(
-                Start(cid=cid, ns=ns, func=func, kwargs=kwargs, uid=self.aid.uid),
-                schedule=False,
-            )
+            booting = self._booting.get(chan.aid.uid)
+            send = True
+            if (
+                booting is not None
+                and not (ns == 'self' and func in self._cancel_methods)
+                and not chan.closed
+            ):
+                # a child of ours still registering with us: nobody may hear
+                # from it before it can be looked up. Gone meanwhile: our
+                # dialog learnt how (as it would have after sending), unless
+                # its channel's loop had ended before it existed
+                send = await _registered_or_gone(booting, chan) or ctx._chan_lost is None
+            if send:
+                await chan.send(
+                    Start(cid=cid, ns=ns, func=func, kwargs=kwargs, uid=self.aid.uid),
+                    schedule=False,
+                )
             first = await ctx._recv_msg()
             if not isinstance(first, StartAck):
                 ctx._raise_or_pld(first)
@@ -472,13 +491,38 @@ class Actor:
             async with open_portal(chan) as portal:
                 return await portal.run_from_ns('self', method, **kwargs)
 
-    async def _register(self) -> None:
+    async def _register(self, parent: Portal|None = None, parent_addr: Any = None) -> None:
+        '''
+        Register every address we accept on with every registrar: with the
+        one at `parent_addr` (our parent) over `parent`, its portal, in one
+        call, with the others over a connection per call.
+        '''
+        at_parent = wrap_address(parent_addr) if parent is not None else None
         for reg_addr in self.reg_addrs:
-            for addr in self.accept_addrs:
-                await self._registrar_call(
-                    reg_addr, 'register_actor', uid=self.aid.uid, addr=addr,
+            if at_parent is not None and wrap_address(reg_addr) == at_parent:
+                await parent.run_from_ns(
+                    'self', 'register_actor_addrs',
+                    uid=self.aid.uid, addrs=list(self.accept_addrs),
                 )
+            else:
+                for addr in self.accept_addrs:
+                    await self._registrar_call(
+                        reg_addr, 'register_actor', uid=self.aid.uid, addr=addr,
+                    )
             self._registered_at.append(reg_addr)
+
+    def _hold_requests_until_registered(self, uid: tuple[str, str]) -> None:
+        '''
+        Our child `uid` is about to register with us over our channel to
+        it: hold our requests to it until it has (`_release_requests()`).
+        '''
+        self._booting[uid] = trio.Event()
+
+    def _release_requests(self, uid: tuple[str, str]) -> None:
+        '''Our child `uid` registered with us (or is gone): let requests to it go.'''
+        event = self._booting.pop(uid, None)
+        if event is not None:
+            event.set()
 
     async def _unregister(self) -> None:
         '''Best effort, bounded: a registrar that is gone is not an error.'''
@@ -498,6 +542,40 @@ class Actor:
 
 def _mk_uuid() -> str:
     return str(uuid.uuid4())
+
+
+def registers_via_parent(
+    parent_is_registrar: bool,
+    parent_addr: Any,
+    reg_addrs: list[Any],
+) -> bool:
+    '''
+    Whether a child registers over its channel to its parent, saving a
+    connection and its handshake: when the parent is the registrar at the
+    address the child reached it on. Both ends decide it alike, from what
+    the spawn spec carries. The child then serves that channel before it
+    has registered (the registration's reply comes through it), so the
+    parent holds its own requests to the child until it has registered:
+    as before, nobody hears from a child before it can be looked up.
+    '''
+    if not parent_is_registrar or parent_addr is None:
+        return False
+    parent = wrap_address(parent_addr)
+    return any(wrap_address(addr) == parent for addr in reg_addrs)
+
+
+async def _registered_or_gone(registered: trio.Event, chan: Channel) -> bool:
+    '''Until `registered` is set (True) or `chan` closed first (False).'''
+    async with trio.open_nursery() as tn:
+        async def _closed() -> None:
+            await chan.wait_closed()
+            tn.cancel_scope.cancel()
+
+        tn.start_soon(_closed)
+        await registered.wait()
+        tn.cancel_scope.cancel()
+        return True
+    return False
 
 
 def _connect_to(addr: Any):
@@ -577,10 +655,18 @@ async def async_main(
                     actor.ipc_server = IPCServer(lambda: actor.aid, actor._serve_peer)
                     await service_tn.start(actor.ipc_server.serve, addrs)
                     actor.load_modules()
-                    await actor._register()
-                    task_status.started(actor.accept_addrs)
-                    if parent_chan is not None:
+                    if parent_chan is not None and registers_via_parent(
+                        parent_chan.aid.is_registrar, parent_addr, actor.reg_addrs,
+                    ):
+                        # our parent holds its requests until we registered
                         await root_tn.start(actor._serve_parent, parent_chan)
+                        await actor._register(Portal(parent_chan), parent_addr)
+                        task_status.started(actor.accept_addrs)
+                    else:
+                        await actor._register()
+                        task_status.started(actor.accept_addrs)
+                        if parent_chan is not None:
+                            await root_tn.start(actor._serve_parent, parent_chan)
             finally:
                 await actor._unregister()
                 root_tn.cancel_scope.cancel()

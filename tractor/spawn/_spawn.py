@@ -45,6 +45,7 @@ from tractor.runtime import (
     _state,
 )
 from tractor.runtime._portal import Portal
+from tractor.runtime._runtime import registers_via_parent
 
 if TYPE_CHECKING:
     from tractor.runtime._runtime import Actor
@@ -436,6 +437,9 @@ async def new_proc(
     _unreaped.add(handle)
     try:
         portal = await _wait_for_connect(actor, uid, handle)
+        if registers_via_parent(actor.is_registrar, parent_addr, actor.reg_addrs):
+            # before anyone holds its portal, and before it can register
+            actor._hold_requests_until_registered(uid)
         an._children[uid] = (subactor, handle, portal)
         an._portal_ready(uid)
         await portal.chan.send(_mk_spawn_spec(
@@ -473,6 +477,7 @@ async def new_proc(
             _remove_socket_files(handle, bind_addrs)
         an._children.pop(uid, None)
         actor._actoruid2nursery.pop(uid, None)
+        actor._release_requests(uid)
         _unreaped.discard(handle)
 
 

@@ -57,6 +57,7 @@ from typing import (
 import trio
 
 from tractor import log
+from tractor.runtime import _state
 
 logger = log.get_logger()
 
@@ -72,8 +73,17 @@ SPARES: int = _env_int('TRACTOR_SUBINT_SPARES', 1)
 EAGER: bool = bool(_env_int('TRACTOR_SUBINT_EAGER', 0))
 
 # what a spare imports ahead, one step at a time: the runtime a child
-# needs to connect back and serve (`_subint` pulls in the child entry)
-WARM_IMPORTS: tuple[str, ...] = ('trio', 'msgspec', 'tractor', 'tractor.spawn._subint')
+# needs to connect back and serve (`_subint` pulls in the child entry),
+# and `pickle`, which its boot would otherwise import first thing (the
+# actor's thread hands it its entry and arguments through
+# `_interpreters.call()`, which unpickles them inside): ~1.5 ms of a spawn
+WARM_IMPORTS: tuple[str, ...] = (
+    'trio', 'msgspec', 'tractor', 'tractor.spawn._subint', 'pickle',
+)
+# and when the tree speaks TCP: the `idna` codec, which a TCP connect
+# encodes the host with (~1 ms of a spawn; ~0.2 MiB a UDS-only actor
+# would hold for nothing)
+TCP_WARM_IMPORTS: tuple[str, ...] = ('encodings.idna',)
 # seconds after the last spawn before a spare starts warming, so a new
 # actor boots (connects, handshakes, registers) and a burst of spawns
 # runs without sharing the GIL with an import
@@ -110,7 +120,10 @@ def _destroy(iid: int) -> None:
 
 def _warm_steps() -> list[str]:
     steps = [f'import sys\nsys.path[:] = {sys.path!r}\n']
-    return steps + [f'import {name}\n' for name in WARM_IMPORTS]
+    names = WARM_IMPORTS
+    if 'tcp' in _state.current_ipc_protos():
+        names += TCP_WARM_IMPORTS
+    return steps + [f'import {name}\n' for name in names]
 
 
 # what a spare runs once a spawn handed it its actor: `job(warm)`, `warm`
