@@ -257,3 +257,45 @@ def test_discovery_needs_runtime():
                     pass
 
     trio.run(main)
+
+
+# ---- an actor registers (and unregisters) only itself ----
+
+async def register_someone_else(method: str, victim: list[str]) -> str:
+    '''From a subactor: ask the registrar to change another actor's entry.'''
+    kwargs = {'uid': victim}
+    if method == 'register_actor':
+        kwargs['addr'] = ['127.0.0.1', 4]
+    elif method == 'register_actor_addrs':
+        # no addresses: only the child's own "registered" signal is at stake
+        kwargs['addrs'] = []
+    async with tractor.get_registry() as reg_portal:
+        try:
+            await reg_portal.run_from_ns('self', method, **kwargs)
+        except tractor.RemoteActorError as err:
+            return err.boxed_type.__name__
+    return 'accepted'
+
+
+@pytest.mark.parametrize(
+    'method', ['register_actor', 'register_actor_addrs', 'unregister_actor'],
+)
+def test_an_actor_may_only_register_itself(reg_addr, start_method, method):
+    async def main():
+        with trio.fail_after(30):
+            async with tractor.open_nursery(
+                **nursery_kwargs(reg_addr, start_method),
+            ) as an:
+                victim = await an.start_actor('victim', enable_modules=[__name__])
+                meddler = await an.start_actor('meddler', enable_modules=[__name__])
+                outcome = await meddler.run(
+                    register_someone_else,
+                    method=method,
+                    victim=list(victim.chan.aid.uid),
+                )
+                assert outcome == 'PermissionError'
+                # the victim is still registered
+                assert 'victim' in await registered_names()
+                await an.cancel()
+
+    trio.run(main)

@@ -37,10 +37,8 @@ from tractor.runtime import (
     _supervise,
 )
 from tractor.runtime._supervise import merge_module_paths
-from tractor.runtime._runtime import (
-    Actor,
-    async_main,
-)
+from tractor.runtime._boot import async_main
+from tractor.runtime._runtime import Actor
 from tractor.spawn import (
     _spawn,
     _subint,

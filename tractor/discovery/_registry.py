@@ -102,9 +102,12 @@ class Registrar(Actor):
         registering over our channel to it, let our requests to it go
         (see `runtime._runtime.registers_via_parent()`).
         '''
+        uid = tuple(uid)
+        # also with no addresses: only a child may end its own hold
+        _check_own_uid(uid, 'register')
         for addr in addrs:
             await self.register_actor(uid, addr)
-        self._release_requests(tuple(uid))
+        self._release_requests(uid)
 
     async def unregister_actor(self, uid: tuple[str, str]|list) -> None:
         uid = tuple(uid)

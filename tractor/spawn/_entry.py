@@ -21,10 +21,8 @@ from tractor.ipc._auth import (
     set_secret,
 )
 from tractor.runtime import _state
-from tractor.runtime._runtime import (
-    Actor,
-    async_main,
-)
+from tractor.runtime._boot import async_main
+from tractor.runtime._runtime import Actor
 
 from . import _spawn
 from ._reason import LOST_PARENT_EXIT

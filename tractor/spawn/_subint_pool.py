@@ -57,7 +57,6 @@ from typing import (
 import trio
 
 from tractor import log
-from tractor.runtime import _state
 
 logger = log.get_logger()
 
@@ -80,10 +79,6 @@ EAGER: bool = bool(_env_int('TRACTOR_SUBINT_EAGER', 0))
 WARM_IMPORTS: tuple[str, ...] = (
     'trio', 'msgspec', 'tractor', 'tractor.spawn._subint', 'pickle',
 )
-# and when the tree speaks TCP: the `idna` codec, which a TCP connect
-# encodes the host with (~1 ms of a spawn; ~0.2 MiB a UDS-only actor
-# would hold for nothing)
-TCP_WARM_IMPORTS: tuple[str, ...] = ('encodings.idna',)
 # seconds after the last spawn before a spare starts warming, so a new
 # actor boots (connects, handshakes, registers) and a burst of spawns
 # runs without sharing the GIL with an import
@@ -120,10 +115,7 @@ def _destroy(iid: int) -> None:
 
 def _warm_steps() -> list[str]:
     steps = [f'import sys\nsys.path[:] = {sys.path!r}\n']
-    names = WARM_IMPORTS
-    if 'tcp' in _state.current_ipc_protos():
-        names += TCP_WARM_IMPORTS
-    return steps + [f'import {name}\n' for name in names]
+    return steps + [f'import {name}\n' for name in WARM_IMPORTS]
 
 
 # what a spare runs once a spawn handed it its actor: `job(warm)`, `warm`
