@@ -139,17 +139,7 @@ def _time_proc(code: str) -> float:
 
 
 def _pingpong(tpt: str, rounds: int) -> float:
-    if tpt == 'uds':
-        left, right = socket.socketpair(socket.AF_UNIX)
-    else:
-        lst = socket.socket()
-        lst.bind(('127.0.0.1', 0))
-        lst.listen(1)
-        left = socket.create_connection(lst.getsockname())
-        right, _ = lst.accept()
-        lst.close()
-        for sock in (left, right):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    left, right = _socket_pair(tpt)
     import trio
     pid = os.fork()
     if pid == 0:

@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from tractor import log
+from ._env import env_count
 from tractor.ipc import _tcp
 from ._forkserver import (
     _fork,
@@ -51,14 +52,7 @@ logger = log.get_logger()
 # when the run ends (an unclaimed spare exits at the end of its pipe,
 # which also happens if this process dies).
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return max(0, int(os.environ[name]))
-    except (KeyError, ValueError):
-        return default
-
-
-SPARES: int = _env_int('TRACTOR_FORKSERVER_SPARES', 1)
+SPARES: int = env_count('TRACTOR_FORKSERVER_SPARES', 1)
 REFILL_DELAY: float = 0.1
 # bound on an unclaimed spare's exit at teardown (it may be warming up)
 SPARE_STOP_BOUND: float = 1.0

@@ -45,7 +45,6 @@ sized by the environment.
 '''
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -57,19 +56,13 @@ from typing import (
 import trio
 
 from tractor import log
+from ._env import env_count
 
 logger = log.get_logger()
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return max(0, int(os.environ[name]))
-    except (KeyError, ValueError):
-        return default
-
-
-SPARES: int = _env_int('TRACTOR_SUBINT_SPARES', 1)
-EAGER: bool = bool(_env_int('TRACTOR_SUBINT_EAGER', 0))
+SPARES: int = env_count('TRACTOR_SUBINT_SPARES', 1)
+EAGER: bool = bool(env_count('TRACTOR_SUBINT_EAGER', 0))
 
 # what a spare imports ahead, one step at a time: the runtime a child
 # needs to connect back and serve (`_subint` pulls in the child entry),
