@@ -421,7 +421,8 @@ def print_table(result: dict) -> None:
     print('-' * len(head))
     rows = {lb: metric_rows(result['runs'][lb], meta['backend']) for lb in labels}
     for i, (name, *_rest) in enumerate(rows[labels[0]]):
-        _, _, unit, fkey, floor, _, goal, _ = rows[labels[0]][i]
+        # the floor the ratio is taken against: the last tree's run's
+        _, _, unit, fkey, floor, _, goal, _ = rows[labels[-1]][i]
         cells = ''.join(f'{_fmt(rows[lb][i][1]):>10}' for lb in labels)
         ratio = rows[labels[-1]][i][5]
         met = rows[labels[-1]][i][7]
