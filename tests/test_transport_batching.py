@@ -1,8 +1,9 @@
 '''
 Batched writes: frames that other senders queue while one sender waits for
 the socket (the peer reads slower than we write) go out together, one
-`send_all()` per batch, in order; a sender cancelled before its batch is
-written sends nothing; a failed write fails every frame queued behind it.
+write per batch, in order; a sender cancelled before its batch is
+written sends nothing; a write cut short fails every frame queued behind
+it, one given up before any of it went out leaves them to their senders.
 
 Transport level (a loopback TCP connection, no actors), so no backend.
 '''
@@ -34,16 +35,16 @@ async def connected_pair() -> tuple[MsgpackTCPStream, MsgpackTCPStream, trio.Soc
     return sender, receiver, listener
 
 
-def count_send_alls(transport: MsgpackTCPStream) -> list[int]:
-    '''Record the size of every `send_all()` the transport makes.'''
+def count_flushes(transport: MsgpackTCPStream) -> list[int]:
+    '''Record the size of every write the transport waits on the socket for.'''
     sizes: list[int] = []
-    real = transport.stream.send_all
+    real = transport._write_all
 
     async def counting(data) -> None:
         sizes.append(len(data))
         await real(data)
 
-    transport.stream.send_all = counting
+    transport._write_all = counting
     return sizes
 
 
@@ -67,7 +68,7 @@ def test_frames_queued_behind_a_blocked_send_go_out_in_one_write():
     async def main():
         with trio.fail_after(20):
             sender, receiver, listener = await connected_pair()
-            sizes = count_send_alls(sender)
+            sizes = count_flushes(sender)
             sent: list[int] = []
 
             async def send(i: int, pld) -> None:
@@ -159,6 +160,55 @@ def test_failed_write_fails_the_queued_sends():
             assert len(errors) == 4
             assert not sender._flushing and sender._queued is None
             await sender.aclose()
+            await listener.aclose()
+
+    trio.run(main)
+
+
+def test_queued_sends_go_out_when_the_blocked_sender_gives_up_unwritten():
+    '''
+    The sender the others queued behind is cancelled before any byte of
+    its frame went out: the stream is sound, so the queued frames are
+    sent anyway (by their own senders), and the cancelled one is not.
+    '''
+    async def main():
+        with trio.fail_after(20):
+            sender, receiver, listener = await connected_pair()
+            real_write_some = sender._write_some
+            full = True
+
+            def write_some(data) -> int:
+                # the kernel's buffer is full while `full` holds
+                return 0 if full else real_write_some(data)
+
+            sender._write_some = write_some
+            async with trio.open_nursery() as tn:
+                blocked = trio.CancelScope()
+                gave_up = trio.Event()
+
+                async def blocked_send() -> None:
+                    with blocked:
+                        await sender.send(Yield(cid='c', pld='never'))
+                    gave_up.set()
+
+                tn.start_soon(blocked_send)
+                await wait_until(lambda: sender._flushing)
+                for i in range(3):
+                    tn.start_soon(sender.send, Yield(cid='c', pld=i))
+                    await wait_until(lambda: queued(sender) == i + 1)
+                blocked.cancel()
+                await gave_up.wait()
+                # the queued ones now send their own (one of them blocked
+                # in turn until the socket takes data again)
+                full = False
+                got = [await recv_pld(receiver) for _ in range(3)]
+            assert sorted(got) == [0, 1, 2]
+            assert not sender._flushing and sender._queued is None
+            with trio.move_on_after(0.2):
+                extra = await recv_pld(receiver)
+                pytest.fail(f'the cancelled send went out: {extra!r}')
+            await sender.aclose()
+            await receiver.aclose()
             await listener.aclose()
 
     trio.run(main)

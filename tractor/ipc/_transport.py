@@ -128,7 +128,7 @@ class PeerClosed(Exception):
 
 class _SendBatch:
     '''Frames queued while another sender waits for the socket.'''
-    __slots__ = ('frames', 'done', 'taken', 'error')
+    __slots__ = ('frames', 'done', 'taken', 'error', 'retry')
 
     def __init__(self) -> None:
         self.frames: list[bytearray] = []
@@ -136,6 +136,9 @@ class _SendBatch:
         # the flushing sender has started writing these (no way back)
         self.taken: bool = False
         self.error: BaseException|None = None
+        # the flushing sender stopped before any of these went out: each
+        # sender writes its own again
+        self.retry: bool = False
 
 
 class MsgpackTransport:
@@ -152,6 +155,8 @@ class MsgpackTransport:
         # frames of other senders queued meanwhile, written as one batch
         self._queued: _SendBatch|None = None
         self._spare_buf: bytearray|None = None
+        # whether the write being flushed has put any byte out yet
+        self._wrote: bool = False
         self._buf: bytes = b''
         self._pos: int = 0
         self.laddr, self.raddr = self._addrs()
@@ -192,56 +197,84 @@ class MsgpackTransport:
             await trio.lowlevel.checkpoint()
         else:
             await trio.lowlevel.checkpoint_if_cancelled()
-        if self._flushing:
-            # a sender waits for the socket to take its frame: queue ours
-            # behind it; it writes all that queued up in one `send_all()`
-            await self._ride(frame)
-            return
-        # Fast path: when nobody else is sending, write straight to the
-        # socket; `send_all()` would wait for writability first (another
-        # syscall and scheduler passes) even when the kernel takes the
-        # whole frame at once. Only the rest of a frame the kernel did not
-        # take goes through `send_all()`.
-        sent = 0
-        fd = self.stream.socket.fileno()
-        if fd >= 0:
-            try:
-                sent = os.write(fd, frame)
-            except BlockingIOError:
-                pass
-        if sent < len(frame):
-            await self._flush(memoryview(frame)[sent:])
-            return
-        if sent <= _CHUNK:
-            self._spare_buf = frame
-        if schedule:
+        if await self._write(frame) and schedule:
             # the frame is out: a cancellation now must not look like a
             # failed send
             await trio.lowlevel.cancel_shielded_checkpoint()
 
-    async def _flush(self, rest: memoryview) -> None:
+    async def _write(self, frame: bytearray) -> bool:
         '''
-        Write `rest` (the part of our frame the kernel did not take), then
-        every batch of frames other senders queued meanwhile, one
-        `send_all()` per batch.
+        Put `frame` on the wire; True when the kernel took it at once
+        (no schedule point passed).
+        '''
+        if self._flushing:
+            # a sender waits for the socket to take its frame: queue ours
+            # behind it; it writes all that queued up in one go
+            await self._ride(frame)
+            return False
+        # Fast path: when nobody else is sending, write straight to the
+        # socket; waiting for writability first would cost another
+        # syscall and scheduler passes even when the kernel takes the
+        # whole frame at once.
+        sent = self._write_some(frame)
+        if sent < len(frame):
+            await self._flush(memoryview(frame)[sent:], started=sent > 0)
+            return False
+        if sent <= _CHUNK:
+            self._spare_buf = frame
+        return True
+
+    def _write_some(self, data: Any) -> int:
+        fd = self.stream.socket.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError('the transport was closed')
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
+
+    async def _write_all(self, data: memoryview) -> None:
+        '''Write all of `data`, waiting for the socket as needed; `self._wrote` says whether any went out.'''
+        while data:
+            await trio.lowlevel.wait_writable(self.stream.socket)
+            sent = self._write_some(data)
+            if sent:
+                self._wrote = True
+                data = data[sent:]
+
+    async def _flush(self, rest: memoryview, started: bool) -> None:
+        '''
+        Write `rest` (the part of our frame the kernel did not take; some
+        of it went out already if `started`), then every batch of frames
+        other senders queued meanwhile, one write per batch as far as the
+        kernel takes it.
         '''
         self._flushing = True
+        self._wrote = started
         batch: _SendBatch|None = None
         try:
-            await self.stream.send_all(rest)
+            await self._write_all(rest)
             while self._queued is not None:
                 batch, self._queued = self._queued, None
                 batch.taken = True
-                await self.stream.send_all(b''.join(batch.frames))
+                self._wrote = False
+                await self._write_all(memoryview(b''.join(batch.frames)))
                 batch.done.set()
                 batch = None
         except BaseException as err:
-            # a frame cut short leaves the stream unusable for every frame
-            # behind it
+            # what was being written when we stopped: nothing of it went
+            # out, so the stream is sound and the frames queued behind us
+            # are sent by their own senders; a frame cut short leaves it
+            # unusable for them all
+            intact = not self._wrote
             for failed in (batch, self._queued):
-                if failed is not None:
+                if failed is None:
+                    continue
+                if intact:
+                    failed.retry = True
+                else:
                     failed.error = err
-                    failed.done.set()
+                failed.done.set()
             self._queued = None
             raise
         finally:
@@ -261,7 +294,10 @@ class MsgpackTransport:
                 # nothing (taken, it goes out whole: the stream stays sound)
                 batch.frames.remove(frame)
             raise
-        if batch.error is not None:
+        if batch.retry:
+            # the flushing sender stopped before writing any of it
+            await self._write(frame)
+        elif batch.error is not None:
             raise trio.BrokenResourceError(
                 f'the write of the frames queued with this one failed: '
                 f'{batch.error!r}'
