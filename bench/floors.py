@@ -139,36 +139,20 @@ def _time_proc(code: str) -> float:
 
 
 def _pingpong(tpt: str, rounds: int) -> float:
-    left, right = _socket_pair(tpt)
-    import trio
-    pid = os.fork()
-    if pid == 0:
-        left.close()
+    async def serve(stream) -> None:
+        while data := await stream.receive_some(64):
+            await stream.send_all(data)
 
-        async def serve() -> None:
-            stream = trio.SocketStream(trio.socket.from_stdlib_socket(right))
-            while data := await stream.receive_some(64):
-                await stream.send_all(data)
-        try:
-            trio.run(serve)
-        finally:
-            os._exit(0)
-    right.close()
-
-    async def ping() -> float:
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(left))
+    async def ping(stream) -> float:
         times = []
         for _ in range(rounds):
             start = time.perf_counter()
             await stream.send_all(b'x')
             await stream.receive_some(64)
             times.append(time.perf_counter() - start)
-        await stream.aclose()
         return statistics.median(times)
 
-    took = trio.run(ping)
-    os.waitpid(pid, 0)
-    return took
+    return _against_forked_peer(tpt, serve, ping)
 
 
 def job_memfloor_subint() -> dict:
@@ -224,6 +208,35 @@ def _socket_pair(tpt: str) -> tuple[socket.socket, socket.socket]:
     return left, right
 
 
+def _against_forked_peer(tpt: str, serve, measure) -> float:
+    '''
+    Run `serve(stream)` in a forked process and `measure(stream)` here,
+    each under its own `trio.run()` on one end of a connected socket
+    pair; return what `measure` returns once the peer has exited.
+    '''
+    import trio
+    left, right = _socket_pair(tpt)
+    pid = os.fork()
+    if pid == 0:
+        left.close()
+        try:
+            trio.run(serve, trio.SocketStream(trio.socket.from_stdlib_socket(right)))
+        finally:
+            os._exit(0)
+    right.close()
+
+    async def client() -> float:
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(left))
+        try:
+            return await measure(stream)
+        finally:
+            await stream.aclose()
+
+    took = trio.run(client)
+    os.waitpid(pid, 0)
+    return took
+
+
 def _rpc_skeleton(tpt: str, rounds: int) -> float:
     '''
     Median round trip of a call with a remote call's structure in plain
@@ -253,29 +266,16 @@ def _rpc_skeleton(tpt: str, rounds: int) -> float:
                 return
             buf += chunk
 
-    left, right = _socket_pair(tpt)
-    pid = os.fork()
-    if pid == 0:
-        left.close()
+    async def serve(stream) -> None:
+        async def call(msg) -> None:
+            await stream.send_all(frame({'cid': msg['cid'], 'ack': True}))
+            await stream.send_all(frame({'cid': msg['cid'], 'ret': None}))
 
-        async def serve() -> None:
-            stream = trio.SocketStream(trio.socket.from_stdlib_socket(right))
+        async with trio.open_nursery() as tn:
+            async for msg in frames(stream):
+                tn.start_soon(call, msg)
 
-            async def call(msg) -> None:
-                await stream.send_all(frame({'cid': msg['cid'], 'ack': True}))
-                await stream.send_all(frame({'cid': msg['cid'], 'ret': None}))
-
-            async with trio.open_nursery() as tn:
-                async for msg in frames(stream):
-                    tn.start_soon(call, msg)
-        try:
-            trio.run(serve)
-        finally:
-            os._exit(0)
-    right.close()
-
-    async def calls() -> float:
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(left))
+    async def calls(stream) -> float:
         waiting: dict[int, trio.MemorySendChannel] = {}
 
         async def loop() -> None:
@@ -294,9 +294,6 @@ def _rpc_skeleton(tpt: str, rounds: int) -> float:
                 del waiting[cid]
                 times.append(time.perf_counter() - start)
             tn.cancel_scope.cancel()
-        await stream.aclose()
         return statistics.median(times)
 
-    took = trio.run(calls)
-    os.waitpid(pid, 0)
-    return took
+    return _against_forked_peer(tpt, serve, calls)

@@ -27,7 +27,7 @@ from multiprocessing import (
     resource_tracker as _mp_resource_tracker,
     util as _mp_util,
 )
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
@@ -77,8 +77,8 @@ _mp_spawn.get_preparation_data = _preparation_data
 # handed by its parent; `None` while we use (or will start) our own
 _adopted_forkserver: tuple[Any, bytes|None]|None = None
 _atexit_lock = threading.Lock()
-_atexit_registered: bool = False
-_tracker_stop_registered: bool = False
+# the exit hooks registered so far (each once per interpreter)
+_atexit_hooks: set[Callable[[], None]] = set()
 
 # -- the forkserver --
 
@@ -106,12 +106,15 @@ def _in_subinterpreter() -> bool:
     return _interpreters.get_current()[0] != _interpreters.get_main()[0]
 
 
-def _register_tracker_stop() -> None:
-    global _tracker_stop_registered
+def _at_exit_once(hook: Callable[[], None]) -> None:
     with _atexit_lock:
-        if not _tracker_stop_registered:
-            atexit.register(_stop_resource_tracker)
-            _tracker_stop_registered = True
+        if hook not in _atexit_hooks:
+            atexit.register(hook)
+            _atexit_hooks.add(hook)
+
+
+def _register_tracker_stop() -> None:
+    _at_exit_once(_stop_resource_tracker)
 
 
 def _reap_bounded(pid: int) -> None:
@@ -151,11 +154,7 @@ def _stop_resource_tracker() -> None:
 
 
 def _register_forkserver_stop() -> None:
-    global _atexit_registered
-    with _atexit_lock:
-        if not _atexit_registered:
-            atexit.register(_stop_forkserver)
-            _atexit_registered = True
+    _at_exit_once(_stop_forkserver)
 
 
 def _stop_forkserver() -> None:
